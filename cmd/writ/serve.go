@@ -1,0 +1,326 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
+
+	"github.com/writ-dev/writ/audit"
+	"github.com/writ-dev/writ/extauthz"
+	"github.com/writ-dev/writ/policies"
+	"github.com/writ-dev/writ/store"
+	"github.com/writ-dev/writ/tokens"
+)
+
+// devAudience is the audience of development tokens (writ dev token).
+const devAudience = "urn:writ:dev:audience"
+
+// shutdownGrace bounds how long in-flight Checks may take to finish on SIGTERM.
+const shutdownGrace = 10 * time.Second
+
+func serveCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("serve")
+	configPath := fs.String("config", "", "YAML configuration file (default: embedded defaults)")
+	grpcAddr := fs.String("grpc", "", "ext_authz gRPC listen address (overrides listen.grpc)")
+	httpAddr := fs.String("http", "", "ext_authz HTTP service-mode listen address (overrides listen.http)")
+	apiAddr := fs.String("api", "", "API listen address: JWKS, /metrics, /healthz (overrides listen.api)")
+	dataDir := fs.String("data-dir", "", "data directory (overrides data_dir)")
+	policyDir := fs.String("policies", "", "policy directory (overrides policies)")
+	dev := fs.Bool("dev", false, "trust the local development issuer (writ dev token); every evidence record says so")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%w: serve takes no arguments, got %q", errUsage, fs.Args())
+	}
+	cfg, err := loadConfig(*configPath)
+	if err != nil {
+		return err
+	}
+	override(&cfg.Listen.GRPC, *grpcAddr)
+	override(&cfg.Listen.HTTP, *httpAddr)
+	override(&cfg.Listen.API, *apiAddr)
+	override(&cfg.DataDir, *dataDir)
+	override(&cfg.Policies, *policyDir)
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	logger := newLogger(stderr, cfg.Log.Level)
+	return serve(ctx, cfg, *dev, logger, stdout)
+}
+
+func override(dst *string, v string) {
+	if v != "" {
+		*dst = v
+	}
+}
+
+func newLogger(w io.Writer, level string) *slog.Logger {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(level)) // validated by Config.Validate
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))
+}
+
+// serve runs writ until ctx ends, then shuts down in order: stop taking
+// Checks, finish the ones in flight, write every pending evidence record.
+func serve(ctx context.Context, cfg Config, dev bool, logger *slog.Logger, stdout io.Writer) error {
+	// Bind first, so port 0 works and the issuer can default to the real address.
+	grpcLn, httpLn, apiLn, err := listen(cfg.Listen)
+	if err != nil {
+		return err
+	}
+	defer closeAll(grpcLn, httpLn, apiLn)
+	if cfg.Issuer == "" {
+		cfg.Issuer = "http://" + apiLn.Addr().String()
+	}
+
+	db, err := store.OpenSQLite(ctx, cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+
+	kek, err := tokens.KeyEncryptionKey(cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	keyring, err := tokens.OpenKeyring(ctx, db, kek, tokens.KeyringOptions{Algorithm: cfg.Tokens.Algorithm, Retain: cfg.Tokens.MaxTTL + time.Minute})
+	if err != nil {
+		return err
+	}
+	minter, err := tokens.NewMinter(keyring, tokens.MinterOptions{Issuer: cfg.Issuer, MaxTTL: cfg.Tokens.MaxTTL})
+	if err != nil {
+		return err
+	}
+	defer minter.Close()
+
+	issuers := append([]tokens.IssuerConfig(nil), cfg.TrustedIssuers...)
+	if dev {
+		devIssuer, err := tokens.OpenDevIssuer(cfg.DataDir)
+		if err != nil {
+			return err
+		}
+		issuers = append(issuers, devIssuer.IssuerConfig([]string{devAudience}))
+		logger.Warn("development mode: tokens from the local development issuer are trusted; never run this in production", "issuer", tokens.DevIssuerName)
+	}
+	verifier, err := tokens.NewVerifier(ctx, issuers, tokens.VerifierOptions{Logger: logger})
+	if err != nil {
+		return err
+	}
+	defer verifier.Close()
+
+	engine := policies.NewEngine(policies.Options{Logger: logger})
+	if cfg.Policies != "" {
+		if _, err := engine.LoadDir(ctx, cfg.Policies); err != nil {
+			return err
+		}
+	}
+
+	evidence, err := audit.Open(ctx, db, audit.Options{
+		BatchSize: cfg.Evidence.BatchSize, FlushInterval: cfg.Evidence.FlushInterval, MaxPending: cfg.Evidence.MaxPending, Logger: logger,
+	})
+	if err != nil {
+		return err
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "writ_evidence_pending", Help: "Evidence records accepted and not yet durably written.",
+	}, func() float64 { return float64(evidence.Pending()) }))
+	metrics := extauthz.NewMetrics(reg)
+
+	checkCfg := cfg.Check
+	checkCfg.DefaultProfile = tokens.Profile(cfg.Tokens.Profile)
+	checkCfg.Logger = logger
+	srv, err := extauthz.New(extauthz.Deps{Verifier: verifier, Engine: engine, Minter: minter, Evidence: evidence, Metrics: metrics}, checkCfg)
+	if err != nil {
+		return err
+	}
+
+	var tlsCfg *tls.Config
+	if cfg.Listen.TLS.Enabled() {
+		if tlsCfg, err = cfg.Listen.TLS.Load(); err != nil {
+			return err
+		}
+	}
+	grpcServer, healthServer := newGRPCServer(srv, tlsCfg)
+	httpServer := &http.Server{Handler: srv.HTTPHandler(), TLSConfig: tlsCfg, MaxHeaderBytes: checkCfg.Defaults().MaxHeaderBytes, ReadHeaderTimeout: 10 * time.Second}
+	apiServer := &http.Server{Handler: apiHandler(keyring, evidence, reg), ReadHeaderTimeout: 10 * time.Second}
+
+	fmt.Fprintf(stdout, "writ serving: grpc=%s http=%s api=%s issuer=%s data_dir=%s policy=%s dev=%t\n",
+		addrOf(grpcLn), addrOf(httpLn), addrOf(apiLn), cfg.Issuer, cfg.DataDir, engine.Revision(), dev)
+	logger.Info("writ serving", "grpc", addrOf(grpcLn), "http", addrOf(httpLn), "api", addrOf(apiLn), "issuer", cfg.Issuer, "policy_revision", engine.Revision(), "dev", dev)
+
+	// The evidence writer outlives the servers: it stops only after every
+	// answered Check's record is durable.
+	writerCtx, stopWriter := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopWriter()
+	writerDone := make(chan error, 1)
+	go func() { writerDone <- evidence.Run(writerCtx) }()
+
+	g, gctx := errgroup.WithContext(ctx)
+	if grpcLn != nil {
+		g.Go(func() error { return grpcServer.Serve(grpcLn) })
+	}
+	if httpLn != nil {
+		g.Go(func() error { return serveHTTP(httpServer, httpLn, tlsCfg != nil) })
+	}
+	g.Go(func() error { return serveHTTP(apiServer, apiLn, false) })
+	if cfg.Policies != "" {
+		g.Go(func() error { return engine.Watch(gctx, cfg.Policies) })
+	}
+	g.Go(func() error { return reloadKeys(gctx, keyring, cfg.Tokens.KeyReload, logger) })
+	g.Go(func() error {
+		<-gctx.Done()
+		logger.Info("writ stopping: finishing in-flight checks")
+		healthServer.Shutdown()
+		stopped := make(chan struct{})
+		go func() { grpcServer.GracefulStop(); close(stopped) }()
+		select {
+		case <-stopped:
+		case <-time.After(shutdownGrace):
+			grpcServer.Stop()
+		}
+		shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownGrace)
+		defer cancel()
+		_ = httpServer.Shutdown(shutCtx)
+		_ = apiServer.Shutdown(shutCtx)
+		return nil
+	})
+	serveErr := g.Wait()
+	if errors.Is(serveErr, context.Canceled) {
+		serveErr = nil
+	}
+
+	// Every Check has been answered; make its evidence durable.
+	closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	closeErr := evidence.Close(closeCtx)
+	stopWriter()
+	<-writerDone
+	logger.Info("writ stopped", "evidence_written", evidence.Written())
+	return errors.Join(serveErr, closeErr)
+}
+
+func listen(l ListenConfig) (grpcLn, httpLn, apiLn net.Listener, err error) {
+	open := func(name, addr string) (net.Listener, error) {
+		if addr == "" {
+			return nil, nil
+		}
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return nil, fmt.Errorf("listen.%s: %w", name, err)
+		}
+		return ln, nil
+	}
+	if grpcLn, err = open("grpc", l.GRPC); err != nil {
+		return nil, nil, nil, err
+	}
+	if httpLn, err = open("http", l.HTTP); err != nil {
+		closeAll(grpcLn)
+		return nil, nil, nil, err
+	}
+	if apiLn, err = open("api", l.API); err != nil {
+		closeAll(grpcLn, httpLn)
+		return nil, nil, nil, err
+	}
+	return grpcLn, httpLn, apiLn, nil
+}
+
+func closeAll(lns ...net.Listener) {
+	for _, ln := range lns {
+		if ln != nil {
+			ln.Close()
+		}
+	}
+}
+
+func addrOf(ln net.Listener) string {
+	if ln == nil {
+		return "off"
+	}
+	return ln.Addr().String()
+}
+
+func newGRPCServer(srv *extauthz.Server, tlsCfg *tls.Config) (*grpc.Server, *health.Server) {
+	var opts []grpc.ServerOption
+	if tlsCfg != nil {
+		opts = append(opts, grpc.Creds(credentials.NewTLS(tlsCfg)))
+	}
+	g := grpc.NewServer(opts...)
+	srv.RegisterGRPC(g)
+	hs := health.NewServer()
+	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	hs.SetServingStatus("envoy.service.auth.v3.Authorization", healthpb.HealthCheckResponse_SERVING)
+	healthpb.RegisterHealthServer(g, hs)
+	reflection.Register(g) // lets grpcurl and ghz call Check without .proto files
+	return g, hs
+}
+
+func serveHTTP(s *http.Server, ln net.Listener, useTLS bool) error {
+	var err error
+	if useTLS {
+		err = s.ServeTLS(ln, "", "")
+	} else {
+		err = s.Serve(ln)
+	}
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// apiHandler serves the JWKS, Prometheus metrics and health.
+func apiHandler(keyring *tokens.Keyring, evidence *audit.Log, reg *prometheus.Registry) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /.well-known/jwks.json", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/jwk-set+json")
+		w.Header().Set("Cache-Control", "public, max-age=60")
+		w.Write(keyring.JWKS())
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if err := evidence.Healthy(); err != nil {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprintf(w, `{"status":"unavailable","reason":"evidence log unavailable"}`)
+			return
+		}
+		fmt.Fprint(w, `{"status":"ok"}`)
+	})
+	return mux
+}
+
+// reloadKeys re-reads the signing keys so a `writ keys rotate` run against
+// the same data directory is published without a restart.
+func reloadKeys(ctx context.Context, k *tokens.Keyring, every time.Duration, logger *slog.Logger) error {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			if err := k.Reload(ctx); err != nil && ctx.Err() == nil {
+				logger.Error("signing keys not reloaded", "error", err)
+			}
+		}
+	}
+}

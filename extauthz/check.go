@@ -1,0 +1,333 @@
+package extauthz
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"github.com/google/uuid"
+
+	"github.com/writ-dev/writ/audit"
+	"github.com/writ-dev/writ/policies"
+	"github.com/writ-dev/writ/tokens"
+)
+
+// Verifier verifies an inbound bearer token from a trusted issuer.
+type Verifier interface {
+	Verify(ctx context.Context, raw string) (*tokens.Identity, error)
+}
+
+// Decider evaluates the policy; it returns the decision and the policy
+// revision that made it.
+type Decider interface {
+	Decide(ctx context.Context, in *policies.Input) (policies.Decision, string, error)
+}
+
+// Minter mints writ tokens.
+type Minter interface {
+	Mint(ctx context.Context, r tokens.MintRequest) (tokens.Minted, error)
+}
+
+// Recorder queues evidence records for the hash-chained log. Append must not
+// block on I/O; an error means the record cannot be kept.
+type Recorder interface {
+	Append(rec audit.Record) error
+}
+
+// Deps are the parts the Check pipeline drives.
+type Deps struct {
+	Verifier Verifier
+	Engine   Decider
+	Minter   Minter
+	Evidence Recorder
+	// Metrics may be nil (no metrics).
+	Metrics *Metrics
+}
+
+// Server answers Envoy's Check calls, over gRPC and over HTTP.
+type Server struct {
+	authv3.UnimplementedAuthorizationServer
+
+	deps   Deps
+	cfg    Config
+	limits Limits
+	log    *slog.Logger
+}
+
+// New returns a Server. Every dependency is required.
+func New(deps Deps, cfg Config) (*Server, error) {
+	cfg = cfg.Defaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	switch {
+	case deps.Verifier == nil:
+		return nil, fmt.Errorf("%w: no verifier", ErrConfig)
+	case deps.Engine == nil:
+		return nil, fmt.Errorf("%w: no policy engine", ErrConfig)
+	case deps.Minter == nil:
+		return nil, fmt.Errorf("%w: no minter", ErrConfig)
+	case deps.Evidence == nil:
+		return nil, fmt.Errorf("%w: no evidence log", ErrConfig)
+	}
+	return &Server{
+		deps:   deps,
+		cfg:    cfg,
+		limits: Limits{MaxHeaderBytes: cfg.MaxHeaderBytes, MaxBodyBytes: cfg.MaxBodyBytes},
+		log:    cfg.Logger,
+	}, nil
+}
+
+// Check implements envoy.service.auth.v3.Authorization. It never returns an
+// error: every fault is a denial in the CheckResponse, so Envoy's
+// failure_mode_allow never comes into play.
+func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
+	return s.check(ctx, req, "grpc"), nil
+}
+
+// check runs the pipeline, records the evidence and builds the answer.
+func (s *Server) check(ctx context.Context, req *authv3.CheckRequest, protocol string) *authv3.CheckResponse {
+	start := time.Now()
+	rec := audit.Record{
+		DecisionID: newDecisionID(),
+		Time:       start,
+		Request:    audit.Request{Protocol: protocol},
+	}
+	v := s.evaluate(ctx, req, &rec)
+	rec.Outcome, rec.Status, rec.Reason = v.outcome, v.status, v.reason
+	rec.LatencyMicros = time.Since(start).Microseconds()
+	if err := s.deps.Evidence.Append(rec); err != nil {
+		// No answer leaves writ without its evidence: an allow that cannot
+		// be recorded becomes a denial.
+		s.log.Error("evidence record not kept; denying", "decision_id", rec.DecisionID, "error", err)
+		v = fault(503, causeEvidence, "the evidence log is unavailable; writ does not answer without evidence")
+		rec.Outcome, rec.Status, rec.Reason = v.outcome, v.status, v.reason
+	}
+	s.observe(ctx, &rec, v, start)
+	return respond(rec.DecisionID, v)
+}
+
+// evaluate walks the phases: describe, authenticate, decide, issue. Each
+// phase either hands on or ends the walk with a verdict.
+func (s *Server) evaluate(ctx context.Context, req *authv3.CheckRequest, rec *audit.Record) verdict {
+	d, err := describe(req, s.limits)
+	if err != nil {
+		return refuse(err)
+	}
+	recordRequest(rec, d)
+
+	identity, v, ok := s.authenticate(ctx, d)
+	if !ok {
+		return v
+	}
+	d.input.Identity = identity
+	recordIdentity(rec, d, identity)
+
+	dec, revision, err := s.deps.Engine.Decide(ctx, d.input)
+	rec.PolicyRevision = revision
+	if err != nil {
+		s.log.Error("policy evaluation failed", "decision_id", rec.DecisionID, "policy_revision", revision, "error", err)
+		return fault(500, causePolicy, "policy evaluation failed")
+	}
+	if dec.Approval != nil && dec.Approval.Required {
+		return approvalRequired(dec)
+	}
+	if !dec.Allow {
+		return policyDenial(identity, dec)
+	}
+	if dec.Credential != nil {
+		rec.Credential = &audit.Credential{Backend: dec.Credential.Backend, Ref: dec.Credential.Ref, Error: "no credential backends are configured"}
+		return fault(503, causeCredential, fmt.Sprintf("credential backend %q is not configured", dec.Credential.Backend))
+	}
+
+	minted, v, ok := s.issue(ctx, d, identity, dec, rec)
+	if !ok {
+		return v
+	}
+	return allow(d, dec, minted, identity != nil)
+}
+
+// authenticate verifies the caller's credential. A bearer token that does
+// not verify ends the walk with 401; no credential at all hands on with a
+// nil identity, and the policy decides.
+func (s *Server) authenticate(ctx context.Context, d *description) (*policies.Identity, verdict, bool) {
+	var identity *policies.Identity
+	switch {
+	case d.bearer != "":
+		verified, err := s.deps.Verifier.Verify(ctx, d.bearer)
+		if err != nil {
+			return nil, invalidToken(s.cfg.ResourceMetadata, tokenErrorDescription(err)), false
+		}
+		identity = &policies.Identity{
+			User:   verified.User,
+			Agent:  verified.Agent,
+			Tenant: verified.Tenant,
+			Actors: verified.Actors,
+			Issuer: verified.Issuer,
+			Scopes: verified.Scopes,
+			Claims: verified.Claims,
+			Dev:    verified.Dev,
+		}
+	case d.hasAuthorizationHeader:
+		return nil, invalidRequest(s.cfg.ResourceMetadata, "the Authorization header must use the Bearer scheme"), false
+	}
+	if d.spiffeID != "" {
+		if identity == nil {
+			identity = &policies.Identity{Agent: d.spiffeID}
+		}
+		identity.SPIFFEID = d.spiffeID
+	}
+	return identity, verdict{}, true
+}
+
+// issue mints the writ token for an allowed call. An anonymous allow (no
+// verified identity) gets no token.
+func (s *Server) issue(ctx context.Context, d *description, identity *policies.Identity, dec policies.Decision, rec *audit.Record) (tokens.Minted, verdict, bool) {
+	if identity == nil {
+		return tokens.Minted{}, verdict{}, true
+	}
+	profileName := dec.Profile
+	if profileName == "" {
+		profileName = d.profile
+	}
+	profile := s.cfg.DefaultProfile
+	if profileName != "" {
+		p, err := tokens.ParseProfile(profileName)
+		if err != nil {
+			return tokens.Minted{}, fault(500, causeMint, fmt.Sprintf("unknown token profile %q", profileName)), false
+		}
+		profile = p
+	}
+	audience := s.audience(d, dec)
+	if audience == "" {
+		return tokens.Minted{}, fault(500, causeMint, "no audience for the writ token: set decision.audience or the route's resource"), false
+	}
+	actors := identity.Actors
+	if len(actors) == 0 && identity.Agent != "" {
+		actors = []string{identity.Agent}
+	}
+	minted, err := s.deps.Minter.Mint(ctx, tokens.MintRequest{
+		Profile:    profile,
+		User:       identity.User,
+		Agent:      identity.Agent,
+		Tenant:     identity.Tenant,
+		Actors:     actors,
+		Audience:   audience,
+		Scopes:     dec.Scopes,
+		TTL:        dec.TTL,
+		DecisionID: rec.DecisionID,
+		Dev:        identity.Dev,
+	})
+	if err != nil {
+		s.log.Error("minting failed", "decision_id", rec.DecisionID, "error", err)
+		return tokens.Minted{}, fault(500, causeMint, "could not mint a writ token"), false
+	}
+	rec.Token = &audit.Token{
+		JTI:       minted.JTI,
+		Profile:   string(minted.Profile),
+		Audience:  minted.Audience,
+		Scopes:    minted.Scopes,
+		ExpiresAt: minted.ExpiresAt,
+		KeyID:     minted.KeyID,
+		Reused:    minted.Reused,
+	}
+	return minted, verdict{}, true
+}
+
+// audience picks the minted token's audience: the decision's, the route's
+// resource, the configured default, or the request's own origin.
+func (s *Server) audience(d *description, dec policies.Decision) string {
+	switch {
+	case dec.Audience != "":
+		return dec.Audience
+	case d.input.Resource != nil && d.input.Resource.ID != "":
+		return d.input.Resource.ID
+	case s.cfg.DefaultAudience != "":
+		return s.cfg.DefaultAudience
+	case d.host != "":
+		scheme := "https"
+		if http, ok := d.input.Attributes["request"].(map[string]any)["http"].(map[string]any); ok {
+			if sch, ok := http["scheme"].(string); ok && sch != "" {
+				scheme = sch
+			}
+		}
+		return scheme + "://" + d.host
+	}
+	return ""
+}
+
+func recordRequest(rec *audit.Record, d *description) {
+	path := d.path
+	if i := strings.IndexByte(path, '?'); i >= 0 {
+		path = path[:i] // query strings can carry secrets; the evidence keeps the path only
+	}
+	rec.Request.Method = d.method
+	rec.Request.Host = d.host
+	rec.Request.Path = path
+	rec.Request.EnvoyRequestID = d.requestID
+	rec.Request.ArgumentsDigest = d.argumentsDigest
+	if m := d.input.MCP; m != nil {
+		rec.Request.MCPMethod = m.Method
+		rec.Request.MCPName = m.Name
+	}
+	if r := d.input.Resource; r != nil {
+		rec.Request.Resource = r.ID
+		rec.Tenant = r.Tenant
+	}
+}
+
+func recordIdentity(rec *audit.Record, d *description, id *policies.Identity) {
+	switch {
+	case id == nil:
+		rec.InboundCredential = "none"
+		return
+	case d.bearer != "":
+		rec.InboundCredential = "jwt"
+	default:
+		rec.InboundCredential = "spiffe"
+	}
+	rec.User, rec.Agent, rec.Actors = id.User, id.Agent, id.Actors
+	rec.Issuer, rec.SPIFFEID, rec.Dev = id.Issuer, id.SPIFFEID, id.Dev
+	if id.Tenant != "" {
+		rec.Tenant = id.Tenant
+	}
+}
+
+// tokenErrorDescription turns a verification failure into the
+// error_description of the 401 challenge. It never includes the token.
+func tokenErrorDescription(err error) string {
+	for _, e := range []struct {
+		err  error
+		desc string
+	}{
+		{tokens.ErrExpired, "the token has expired"},
+		{tokens.ErrNotYetValid, "the token is not valid yet"},
+		{tokens.ErrAudience, "the token's audience is not accepted"},
+		{tokens.ErrIssuer, "the token's issuer is not trusted"},
+		{tokens.ErrUnknownIssuer, "the token's issuer is not trusted"},
+		{tokens.ErrAlgorithm, "the token's signing algorithm is not allowed"},
+		{tokens.ErrUnknownKey, "the token's signing key is unknown"},
+		{tokens.ErrSignature, "the token's signature is invalid"},
+		{tokens.ErrType, "the token's type is not accepted"},
+		{tokens.ErrActorChain, "the token's delegation (act) chain is invalid"},
+		{tokens.ErrMissingSubject, "the token has no subject"},
+		{tokens.ErrMalformed, "the token is malformed"},
+	} {
+		if errors.Is(err, e.err) {
+			return e.desc
+		}
+	}
+	return "the token could not be verified"
+}
+
+func newDecisionID() string {
+	id, err := uuid.NewV7()
+	if err != nil {
+		return uuid.NewString()
+	}
+	return id.String()
+}

@@ -1,0 +1,68 @@
+package extauthz
+
+import (
+	"fmt"
+	"log/slog"
+
+	"github.com/writ-dev/writ/tokens"
+)
+
+// Config shapes the Check pipeline. The zero value is usable: Defaults fills
+// every unset field.
+type Config struct {
+	// MaxHeaderBytes bounds the total size of request header names and
+	// values writ accepts; larger requests get 431. Default 65536 (64 KiB).
+	MaxHeaderBytes int `yaml:"max_header_bytes"`
+	// MaxBodyBytes bounds the request body writ reads; larger bodies get
+	// 413. Default 1048576 (1 MiB).
+	MaxBodyBytes int `yaml:"max_body_bytes"`
+	// DefaultAudience is the audience of minted writ tokens when neither the
+	// decision nor the route's resource names one. Default: the request's
+	// scheme and host, e.g. "https://tickets.internal".
+	DefaultAudience string `yaml:"default_audience"`
+	// ResourceMetadata is the RFC 9728 protected-resource metadata URL put in
+	// the resource_metadata parameter of 401 challenges. Default: none.
+	ResourceMetadata string `yaml:"resource_metadata"`
+	// HTTPPathPrefix is the path_prefix Envoy's HTTP service mode prepends
+	// to the original path; writ strips it. Default: none.
+	HTTPPathPrefix string `yaml:"http_path_prefix"`
+
+	// DefaultProfile is the token profile when neither the route nor the
+	// decision names one (from tokens.profile).
+	DefaultProfile tokens.Profile `yaml:"-"`
+	// Logger receives one line per decision. Default: slog.Default().
+	Logger *slog.Logger `yaml:"-"`
+}
+
+// Defaults returns c with every unset field at its default.
+func (c Config) Defaults() Config {
+	if c.MaxHeaderBytes == 0 {
+		c.MaxHeaderBytes = 64 << 10
+	}
+	if c.MaxBodyBytes == 0 {
+		c.MaxBodyBytes = 1 << 20
+	}
+	if c.DefaultProfile == "" {
+		c.DefaultProfile = tokens.AccessToken
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
+// Validate reports the first unusable field.
+func (c Config) Validate() error {
+	if c.MaxHeaderBytes < 0 {
+		return fmt.Errorf("%w: check.max_header_bytes must not be negative", ErrConfig)
+	}
+	if c.MaxBodyBytes < 0 {
+		return fmt.Errorf("%w: check.max_body_bytes must not be negative", ErrConfig)
+	}
+	if c.DefaultProfile != "" {
+		if _, err := tokens.ParseProfile(string(c.DefaultProfile)); err != nil {
+			return fmt.Errorf("%w: tokens.profile: %v", ErrConfig, err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,347 @@
+package extauthz
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/gowebpki/jcs"
+
+	"github.com/writ-dev/writ/policies"
+)
+
+// MCP methods whose call names a target: params.name for tools and
+// prompts, params.uri for resources. These are the methods for which MCP
+// clients send an Mcp-Name header.
+var (
+	namedByName = map[string]bool{"tools/call": true, "prompts/get": true}
+	namedByURI  = map[string]bool{"resources/read": true, "resources/subscribe": true, "resources/unsubscribe": true}
+)
+
+// maxRPCDepth bounds the nesting of a JSON-RPC body. MCP arguments are
+// shallow documents; a deeper body is refused before it costs anything.
+const maxRPCDepth = 64
+
+// The members of a JSON-RPC request object and of an MCP call's params
+// that writ reads. A key that differs from one of them only by case is
+// refused: a server decoding with case-insensitive field matching (Go's
+// encoding/json, for one) would read a different value than writ did.
+var (
+	rpcMembers    = []string{"jsonrpc", "id", "method", "params", "result", "error"}
+	paramsMembers = []string{"name", "uri", "arguments"}
+)
+
+// parseMCP parses an MCP JSON-RPC body and cross-checks it against the
+// Mcp-Method and Mcp-Name headers (names lower-case in headers). It
+// returns the call and the JSON-RPC id (nil for a notification); a nil
+// call and nil error for an empty body without MCP headers. Every error is
+// a *requestError:
+//
+//   - malformed JSON, or a body that is not UTF-8: 400, -32700;
+//   - a batch (JSON array): 400, -32600, batches are not supported (MCP
+//     2025-06-18 removed them);
+//   - a key repeated in the request object, in params, or anywhere in the
+//     arguments, or a JSON-RPC member spelled with other letter case:
+//     400, -32600 (a server might read the other copy);
+//   - jsonrpc not "2.0", method missing, empty or not a string, an id that
+//     is not a string, number or null: 400, -32600;
+//   - tools/call and prompts/get without a string params.name, or with
+//     params.arguments other than an object; resources/read, subscribe and
+//     unsubscribe without a string params.uri: 400, -32602;
+//   - an Mcp-Method header that differs from method, an Mcp-Name header
+//     that differs from the name or uri (or is sent for a call that has
+//     none), either header without a JSON-RPC body, or a header value that
+//     cannot be decoded: 400, -32020.
+//
+// Header values are compared exactly, after decoding MCP's
+// "=?base64?...?=" form (standard Base64 of the UTF-8 value, used by
+// clients for values that cannot travel as plain ASCII); a plain value must
+// be printable ASCII. There is no percent-decoding: MCP defines none.
+//
+// A JSON-RPC response the client returns to the server (result or error,
+// an id, no method) is accepted as a call with an empty Method.
+func parseMCP(body []byte, headers map[string]string) (*policies.MCP, json.RawMessage, error) {
+	_, call, id, err := parseJSONRPC(body, headers)
+	return call, id, err
+}
+
+// parseJSONRPC is parseMCP that also returns the decoded body, for
+// parsed_body.
+func parseJSONRPC(body []byte, headers map[string]string) (any, *policies.MCP, json.RawMessage, error) {
+	if len(bytes.TrimSpace(body)) == 0 {
+		if err := checkMCPHeaders(nil, false, headers, nil); err != nil {
+			return nil, nil, nil, err
+		}
+		return nil, nil, nil, nil
+	}
+	v, err := decodeJSONRPC(body)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	call, id, err := mcpFromBody(v, headers)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return v, call, id, nil
+}
+
+func rpcError(code int, id json.RawMessage, msg string) *requestError {
+	return &requestError{Status: http.StatusBadRequest, Code: code, ID: id, Message: msg}
+}
+
+// decodeJSONRPC decodes a JSON-RPC body into maps, slices, strings,
+// json.Number, bools and nils, refusing duplicate object keys at any depth,
+// nesting beyond maxRPCDepth, invalid UTF-8 and trailing data.
+func decodeJSONRPC(body []byte) (any, error) {
+	if !utf8.Valid(body) {
+		return nil, rpcError(rpcParseError, nil, msgParseError)
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	v, err := strictValue(dec, 0)
+	if err != nil {
+		var re *requestError
+		if errors.As(err, &re) {
+			return nil, re
+		}
+		return nil, rpcError(rpcParseError, nil, msgParseError)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, rpcError(rpcParseError, nil, msgParseError)
+	}
+	return v, nil
+}
+
+func strictValue(dec *json.Decoder, depth int) (any, error) {
+	tok, err := dec.Token()
+	if err != nil {
+		return nil, err
+	}
+	delim, ok := tok.(json.Delim)
+	if !ok {
+		return tok, nil // string, json.Number, bool or nil
+	}
+	if depth >= maxRPCDepth {
+		return nil, rpcError(rpcInvalidRequest, nil, msgTooDeep)
+	}
+	switch delim {
+	case '{':
+		obj := make(map[string]any)
+		for dec.More() {
+			kt, err := dec.Token()
+			if err != nil {
+				return nil, err
+			}
+			key, ok := kt.(string)
+			if !ok {
+				return nil, errNotAKey
+			}
+			if _, dup := obj[key]; dup {
+				return nil, rpcError(rpcInvalidRequest, nil, msgDuplicateKey)
+			}
+			val, err := strictValue(dec, depth+1)
+			if err != nil {
+				return nil, err
+			}
+			obj[key] = val
+		}
+		if _, err := dec.Token(); err != nil {
+			return nil, err
+		}
+		return obj, nil
+	case '[':
+		arr := []any{}
+		for dec.More() {
+			val, err := strictValue(dec, depth+1)
+			if err != nil {
+				return nil, err
+			}
+			arr = append(arr, val)
+		}
+		if _, err := dec.Token(); err != nil {
+			return nil, err
+		}
+		return arr, nil
+	default:
+		return nil, errNotAKey
+	}
+}
+
+var errNotAKey = errors.New("extauthz: malformed JSON object")
+
+// checkFolded refuses a key of obj that equals one of members ignoring
+// case (Unicode simple folding) without being it.
+func checkFolded(obj map[string]any, members []string, id json.RawMessage) error {
+	for key := range obj {
+		for _, m := range members {
+			if key != m && strings.EqualFold(key, m) {
+				if _, exact := obj[m]; exact {
+					return rpcError(rpcInvalidRequest, id, msgDuplicateKey)
+				}
+				return rpcError(rpcInvalidRequest, id, msgInvalidRequest)
+			}
+		}
+	}
+	return nil
+}
+
+// mcpFromBody reads the MCP call out of a decoded JSON-RPC body.
+func mcpFromBody(v any, headers map[string]string) (*policies.MCP, json.RawMessage, error) {
+	var obj map[string]any
+	switch t := v.(type) {
+	case []any:
+		return nil, nil, rpcError(rpcInvalidRequest, nil, msgBatch)
+	case map[string]any:
+		obj = t
+	default:
+		return nil, nil, rpcError(rpcInvalidRequest, nil, msgInvalidRequest)
+	}
+	if err := checkFolded(obj, rpcMembers, nil); err != nil {
+		return nil, nil, err
+	}
+
+	var id json.RawMessage
+	if raw, ok := obj["id"]; ok {
+		switch x := raw.(type) {
+		case string:
+			id, _ = json.Marshal(x) // a string always marshals
+		case json.Number:
+			id = json.RawMessage(x)
+		case nil:
+			id = json.RawMessage("null")
+		default:
+			return nil, nil, rpcError(rpcInvalidRequest, nil, msgInvalidRequest)
+		}
+	}
+	if version, ok := obj["jsonrpc"].(string); !ok || version != "2.0" {
+		return nil, nil, rpcError(rpcInvalidRequest, id, msgInvalidRequest)
+	}
+
+	rawMethod, hasMethod := obj["method"]
+	if !hasMethod {
+		_, hasResult := obj["result"]
+		_, hasError := obj["error"]
+		if hasResult == hasError || id == nil {
+			return nil, nil, rpcError(rpcInvalidRequest, id, msgInvalidRequest)
+		}
+		// A response to a request the server sent.
+		call := &policies.MCP{}
+		if err := checkMCPHeaders(call, false, headers, id); err != nil {
+			return nil, nil, err
+		}
+		return call, id, nil
+	}
+	method, ok := rawMethod.(string)
+	if !ok || method == "" {
+		return nil, nil, rpcError(rpcInvalidRequest, id, msgInvalidRequest)
+	}
+	call := &policies.MCP{Method: method}
+
+	rawParams, hasParams := obj["params"]
+	params, isObject := rawParams.(map[string]any)
+	if hasParams && rawParams != nil {
+		if _, isArray := rawParams.([]any); !isObject && !isArray {
+			return nil, nil, rpcError(rpcInvalidParams, id, msgInvalidParams)
+		}
+	}
+	if isObject {
+		if err := checkFolded(params, paramsMembers, id); err != nil {
+			return nil, nil, err
+		}
+	}
+
+	hasName := false
+	switch {
+	case namedByName[method]:
+		name, ok := params["name"].(string)
+		if !isObject || !ok || name == "" {
+			return nil, nil, rpcError(rpcInvalidParams, id, msgInvalidParams)
+		}
+		call.Name, hasName = name, true
+		if rawArgs, ok := params["arguments"]; ok {
+			args, ok := rawArgs.(map[string]any)
+			if !ok {
+				return nil, nil, rpcError(rpcInvalidParams, id, msgInvalidParams)
+			}
+			call.Arguments = args
+		}
+	case namedByURI[method]:
+		uri, ok := params["uri"].(string)
+		if !isObject || !ok || uri == "" {
+			return nil, nil, rpcError(rpcInvalidParams, id, msgInvalidParams)
+		}
+		call.Name, hasName = uri, true
+	}
+
+	if err := checkMCPHeaders(call, hasName, headers, id); err != nil {
+		return nil, nil, err
+	}
+	return call, id, nil
+}
+
+// checkMCPHeaders compares the Mcp-Method and Mcp-Name headers, when
+// present, with the call read from the body (nil when there is no body).
+func checkMCPHeaders(call *policies.MCP, hasName bool, headers map[string]string, id json.RawMessage) error {
+	if raw, ok := headers[hdrMCPMethod]; ok {
+		method, err := decodeMCPHeader(raw)
+		if err != nil || call == nil || method != call.Method {
+			return rpcError(rpcHeaderMismatch, id, msgMethodMismatch)
+		}
+	}
+	if raw, ok := headers[hdrMCPName]; ok {
+		name, err := decodeMCPHeader(raw)
+		if err != nil || call == nil || !hasName || name != call.Name {
+			return rpcError(rpcHeaderMismatch, id, msgNameMismatch)
+		}
+	}
+	return nil
+}
+
+var errMCPHeader = errors.New("extauthz: MCP header value cannot be decoded")
+
+// decodeMCPHeader decodes an Mcp-Method or Mcp-Name value: the
+// "=?base64?VALUE?=" form is standard Base64 of UTF-8; any other value must
+// be printable ASCII and is taken as it is.
+func decodeMCPHeader(v string) (string, error) {
+	const prefix, suffix = "=?base64?", "?="
+	if len(v) >= len(prefix)+len(suffix) && strings.HasPrefix(v, prefix) && strings.HasSuffix(v, suffix) {
+		b, err := base64.StdEncoding.DecodeString(v[len(prefix) : len(v)-len(suffix)])
+		if err != nil || !utf8.Valid(b) {
+			return "", errMCPHeader
+		}
+		return string(b), nil
+	}
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c < 0x20 || c > 0x7e {
+			return "", errMCPHeader
+		}
+	}
+	return v, nil
+}
+
+// argumentsDigest is the hex SHA-256 of the RFC 8785 (JCS) canonical JSON
+// of an MCP call's arguments: the same arguments give the same digest
+// whatever their key order, spacing or number spelling. It is "" for nil
+// arguments.
+func argumentsDigest(args map[string]any) (string, error) {
+	if args == nil {
+		return "", nil
+	}
+	raw, err := json.Marshal(args)
+	if err != nil {
+		return "", err
+	}
+	canonical, err := jcs.Transform(raw)
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(canonical)
+	return hex.EncodeToString(sum[:]), nil
+}

@@ -1,0 +1,430 @@
+package extauthz
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/writ-dev/writ/policies"
+)
+
+// canonicalDigest is the hex SHA-256 of a canonical JSON text written out
+// by hand, to check argumentsDigest against.
+func canonicalDigest(canonical string) string {
+	sum := sha256.Sum256([]byte(canonical))
+	return hex.EncodeToString(sum[:])
+}
+
+func b64(s string) string { return "=?base64?" + base64.StdEncoding.EncodeToString([]byte(s)) + "?=" }
+
+func TestParseMCP(t *testing.T) {
+	toolsCall := readMCPFixture(t, "tools_call.json")
+	tests := []struct {
+		name     string
+		body     string
+		headers  map[string]string
+		wantCall *policies.MCP
+		wantID   string
+		wantErr  *requestError
+	}{
+		{
+			name: "tools/call",
+			body: toolsCall,
+			wantCall: &policies.MCP{Method: "tools/call", Name: "search_issues", Arguments: map[string]any{
+				"q": "bug", "limit": json.Number("10"), "labels": []any{"p1", "ui"}, "filter": map[string]any{"state": "open"},
+			}},
+			wantID: "7",
+		},
+		{
+			name:     "tools/call without arguments, string id",
+			body:     readMCPFixture(t, "tools_call_no_arguments.json"),
+			wantCall: &policies.MCP{Method: "tools/call", Name: "list_repos"},
+			wantID:   `"req-1"`,
+		},
+		{
+			name:     "tools/call with matching headers",
+			body:     toolsCall,
+			headers:  map[string]string{"mcp-method": "tools/call", "mcp-name": "search_issues"},
+			wantCall: &policies.MCP{Method: "tools/call", Name: "search_issues", Arguments: map[string]any{"q": "bug", "limit": json.Number("10"), "labels": []any{"p1", "ui"}, "filter": map[string]any{"state": "open"}}},
+			wantID:   "7",
+		},
+		{
+			name:     "resources/read",
+			body:     readMCPFixture(t, "resources_read.json"),
+			headers:  map[string]string{"mcp-method": "resources/read", "mcp-name": "file:///srv/reports/q3.pdf"},
+			wantCall: &policies.MCP{Method: "resources/read", Name: "file:///srv/reports/q3.pdf"},
+			wantID:   "2",
+		},
+		{
+			name:     "prompts/get",
+			body:     readMCPFixture(t, "prompts_get.json"),
+			wantCall: &policies.MCP{Method: "prompts/get", Name: "code_review", Arguments: map[string]any{"language": "go"}},
+			wantID:   "3",
+		},
+		{
+			name:     "tools/list: method only",
+			body:     readMCPFixture(t, "tools_list.json"),
+			headers:  map[string]string{"mcp-method": "tools/list"},
+			wantCall: &policies.MCP{Method: "tools/list"},
+			wantID:   "1",
+		},
+		{
+			name:     "notification has no id",
+			body:     readMCPFixture(t, "notification.json"),
+			headers:  map[string]string{"mcp-method": "notifications/initialized"},
+			wantCall: &policies.MCP{Method: "notifications/initialized"},
+		},
+		{
+			name:     "response to a server request has an empty method",
+			body:     readMCPFixture(t, "response.json"),
+			wantCall: &policies.MCP{},
+			wantID:   `"srv-9"`,
+		},
+		{
+			name:     "null id",
+			body:     `{"jsonrpc":"2.0","id":null,"method":"ping"}`,
+			wantCall: &policies.MCP{Method: "ping"},
+			wantID:   "null",
+		},
+		{
+			name:     "Base64-encoded Mcp-Name",
+			body:     `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"Übersetzen"}}`,
+			headers:  map[string]string{"mcp-method": "tools/call", "mcp-name": b64("Übersetzen")},
+			wantCall: &policies.MCP{Method: "tools/call", Name: "Übersetzen"},
+			wantID:   "1",
+		},
+		{
+			name:     "empty body, no headers: not MCP",
+			body:     "  \n",
+			wantCall: nil,
+		},
+		{
+			name:    "batch",
+			body:    readMCPFixture(t, "batch.json"),
+			wantErr: &requestError{Status: 400, Code: -32600, Message: "JSON-RPC batches are not supported; send one request per HTTP request"},
+		},
+		{
+			name:    "empty batch",
+			body:    `[]`,
+			wantErr: &requestError{Status: 400, Code: -32600, Message: msgBatch},
+		},
+		{
+			name:    "wrong jsonrpc version",
+			body:    readMCPFixture(t, "wrong_version.json"),
+			wantErr: &requestError{Status: 400, Code: -32600, ID: json.RawMessage("4"), Message: "invalid request"},
+		},
+		{
+			name:    "jsonrpc missing",
+			body:    `{"id":4,"method":"tools/list"}`,
+			wantErr: &requestError{Status: 400, Code: -32600, ID: json.RawMessage("4"), Message: "invalid request"},
+		},
+		{
+			name:    "jsonrpc as a number",
+			body:    `{"jsonrpc":2.0,"id":4,"method":"tools/list"}`,
+			wantErr: &requestError{Status: 400, Code: -32600, ID: json.RawMessage("4"), Message: "invalid request"},
+		},
+		{
+			name:    "missing method",
+			body:    readMCPFixture(t, "missing_method.json"),
+			wantErr: &requestError{Status: 400, Code: -32600, ID: json.RawMessage("5"), Message: "invalid request"},
+		},
+		{
+			name:    "empty method",
+			body:    `{"jsonrpc":"2.0","id":5,"method":""}`,
+			wantErr: &requestError{Status: 400, Code: -32600, ID: json.RawMessage("5"), Message: "invalid request"},
+		},
+		{
+			name:    "method not a string",
+			body:    `{"jsonrpc":"2.0","id":5,"method":["tools/call"]}`,
+			wantErr: &requestError{Status: 400, Code: -32600, ID: json.RawMessage("5"), Message: "invalid request"},
+		},
+		{
+			name:    "response with both result and error",
+			body:    `{"jsonrpc":"2.0","id":5,"result":{},"error":{"code":1}}`,
+			wantErr: &requestError{Status: 400, Code: -32600, ID: json.RawMessage("5"), Message: "invalid request"},
+		},
+		{
+			name:    "response without an id",
+			body:    `{"jsonrpc":"2.0","result":{}}`,
+			wantErr: &requestError{Status: 400, Code: -32600, Message: "invalid request"},
+		},
+		{
+			name:    "id that is an object",
+			body:    `{"jsonrpc":"2.0","id":{"a":1},"method":"ping"}`,
+			wantErr: &requestError{Status: 400, Code: -32600, Message: "invalid request"},
+		},
+		{
+			name:    "body that is a JSON string",
+			body:    `"tools/call"`,
+			wantErr: &requestError{Status: 400, Code: -32600, Message: "invalid request"},
+		},
+		{
+			name:    "name of the wrong type",
+			body:    readMCPFixture(t, "name_not_string.json"),
+			wantErr: &requestError{Status: 400, Code: -32602, ID: json.RawMessage("6"), Message: "invalid params"},
+		},
+		{
+			name:    "name missing",
+			body:    `{"jsonrpc":"2.0","id":6,"method":"tools/call","params":{"arguments":{}}}`,
+			wantErr: &requestError{Status: 400, Code: -32602, ID: json.RawMessage("6"), Message: "invalid params"},
+		},
+		{
+			name:    "params missing",
+			body:    `{"jsonrpc":"2.0","id":6,"method":"prompts/get"}`,
+			wantErr: &requestError{Status: 400, Code: -32602, ID: json.RawMessage("6"), Message: "invalid params"},
+		},
+		{
+			name:    "params an array",
+			body:    `{"jsonrpc":"2.0","id":6,"method":"tools/call","params":["x"]}`,
+			wantErr: &requestError{Status: 400, Code: -32602, ID: json.RawMessage("6"), Message: "invalid params"},
+		},
+		{
+			name:    "params a string",
+			body:    `{"jsonrpc":"2.0","id":6,"method":"tools/list","params":"x"}`,
+			wantErr: &requestError{Status: 400, Code: -32602, ID: json.RawMessage("6"), Message: "invalid params"},
+		},
+		{
+			name:    "arguments an array",
+			body:    readMCPFixture(t, "arguments_array.json"),
+			wantErr: &requestError{Status: 400, Code: -32602, ID: json.RawMessage("8"), Message: "invalid params"},
+		},
+		{
+			name:    "arguments null",
+			body:    `{"jsonrpc":"2.0","id":8,"method":"tools/call","params":{"name":"x","arguments":null}}`,
+			wantErr: &requestError{Status: 400, Code: -32602, ID: json.RawMessage("8"), Message: "invalid params"},
+		},
+		{
+			name:    "resources/read without uri",
+			body:    `{"jsonrpc":"2.0","id":2,"method":"resources/read","params":{"name":"q3.pdf"}}`,
+			wantErr: &requestError{Status: 400, Code: -32602, ID: json.RawMessage("2"), Message: "invalid params"},
+		},
+		{
+			name:    "duplicate method",
+			body:    readMCPFixture(t, "duplicate_method.json"),
+			wantErr: &requestError{Status: 400, Code: -32600, Message: "duplicate key in JSON-RPC request"},
+		},
+		{
+			name:    "duplicate name in params",
+			body:    readMCPFixture(t, "duplicate_name.json"),
+			wantErr: &requestError{Status: 400, Code: -32600, Message: msgDuplicateKey},
+		},
+		{
+			name:    "duplicate key inside arguments",
+			body:    readMCPFixture(t, "duplicate_argument.json"),
+			wantErr: &requestError{Status: 400, Code: -32600, Message: msgDuplicateKey},
+		},
+		{
+			name:    "duplicate arguments",
+			body:    `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x","arguments":{"a":1},"arguments":{"a":2}}}`,
+			wantErr: &requestError{Status: 400, Code: -32600, Message: msgDuplicateKey},
+		},
+		{
+			name:    "method spelled twice with other case",
+			body:    readMCPFixture(t, "case_variant_method.json"),
+			wantErr: &requestError{Status: 400, Code: -32600, Message: msgDuplicateKey},
+		},
+		{
+			name:    "name spelled twice with other case",
+			body:    `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"read","NAME":"delete"}}`,
+			wantErr: &requestError{Status: 400, Code: -32600, ID: json.RawMessage("1"), Message: msgDuplicateKey},
+		},
+		{
+			name:    "member matched only by Unicode case folding (long s)",
+			body:    `{"jſonrpc":"2.0","jsonrpc":"2.0","id":1,"method":"ping"}`,
+			wantErr: &requestError{Status: 400, Code: -32600, Message: msgDuplicateKey},
+		},
+		{
+			name:    "lone case variant of method",
+			body:    `{"jsonrpc":"2.0","id":1,"Method":"tools/call"}`,
+			wantErr: &requestError{Status: 400, Code: -32600, Message: msgInvalidRequest},
+		},
+		{
+			name:    "malformed JSON",
+			body:    readMCPFixture(t, "malformed.json"),
+			wantErr: &requestError{Status: 400, Code: -32700, Message: "parse error"},
+		},
+		{
+			name:    "trailing data",
+			body:    `{"jsonrpc":"2.0","method":"ping"} {"jsonrpc":"2.0","method":"x"}`,
+			wantErr: &requestError{Status: 400, Code: -32700, Message: "parse error"},
+		},
+		{
+			name:    "trailing brace",
+			body:    `{"jsonrpc":"2.0","method":"ping"}}`,
+			wantErr: &requestError{Status: 400, Code: -32700, Message: "parse error"},
+		},
+		{
+			name:    "invalid UTF-8",
+			body:    "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"read\xff\"}}",
+			wantErr: &requestError{Status: 400, Code: -32700, Message: "parse error"},
+		},
+		{
+			name:    "nesting too deep",
+			body:    `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x","arguments":{"a":` + strings.Repeat("[", 100) + strings.Repeat("]", 100) + `}}}`,
+			wantErr: &requestError{Status: 400, Code: -32600, Message: msgTooDeep},
+		},
+		{
+			name:    "Mcp-Method header differs from the body",
+			body:    toolsCall,
+			headers: map[string]string{"mcp-method": "tools/list"},
+			wantErr: &requestError{Status: 400, Code: -32020, ID: json.RawMessage("7"), Message: "Mcp-Method header does not match the JSON-RPC body"},
+		},
+		{
+			name:    "Mcp-Method header differs only by case",
+			body:    toolsCall,
+			headers: map[string]string{"mcp-method": "Tools/Call"},
+			wantErr: &requestError{Status: 400, Code: -32020, ID: json.RawMessage("7"), Message: msgMethodMismatch},
+		},
+		{
+			name:    "Mcp-Name header differs from the body",
+			body:    toolsCall,
+			headers: map[string]string{"mcp-method": "tools/call", "mcp-name": "delete_repo"},
+			wantErr: &requestError{Status: 400, Code: -32020, ID: json.RawMessage("7"), Message: "Mcp-Name header does not match the JSON-RPC body"},
+		},
+		{
+			name:    "body names a tool the Mcp-Name header does not",
+			body:    `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"delete_repo"}}`,
+			headers: map[string]string{"mcp-name": "search_issues"},
+			wantErr: &requestError{Status: 400, Code: -32020, ID: json.RawMessage("1"), Message: msgNameMismatch},
+		},
+		{
+			name:    "Mcp-Name header for a call that names nothing",
+			body:    readMCPFixture(t, "tools_list.json"),
+			headers: map[string]string{"mcp-method": "tools/list", "mcp-name": "search_issues"},
+			wantErr: &requestError{Status: 400, Code: -32020, ID: json.RawMessage("1"), Message: msgNameMismatch},
+		},
+		{
+			name:    "Mcp-Method header with a response body",
+			body:    readMCPFixture(t, "response.json"),
+			headers: map[string]string{"mcp-method": "roots/list"},
+			wantErr: &requestError{Status: 400, Code: -32020, ID: json.RawMessage(`"srv-9"`), Message: msgMethodMismatch},
+		},
+		{
+			name:    "Mcp-Method header without a body",
+			body:    "",
+			headers: map[string]string{"mcp-method": "tools/call"},
+			wantErr: &requestError{Status: 400, Code: -32020, Message: msgMethodMismatch},
+		},
+		{
+			name:    "Mcp-Name header without a body",
+			body:    "",
+			headers: map[string]string{"mcp-name": "search_issues"},
+			wantErr: &requestError{Status: 400, Code: -32020, Message: msgNameMismatch},
+		},
+		{
+			name:    "Mcp-Name in Base64 that does not decode",
+			body:    toolsCall,
+			headers: map[string]string{"mcp-name": "=?base64?not base64!?="},
+			wantErr: &requestError{Status: 400, Code: -32020, ID: json.RawMessage("7"), Message: msgNameMismatch},
+		},
+		{
+			name:    "plain Mcp-Name with a byte outside printable ASCII",
+			body:    `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"Übersetzen"}}`,
+			headers: map[string]string{"mcp-name": "Übersetzen"},
+			wantErr: &requestError{Status: 400, Code: -32020, ID: json.RawMessage("1"), Message: msgNameMismatch},
+		},
+		{
+			name:    "Base64 Mcp-Method that names another method",
+			body:    toolsCall,
+			headers: map[string]string{"mcp-method": b64("tools/list")},
+			wantErr: &requestError{Status: 400, Code: -32020, ID: json.RawMessage("7"), Message: msgMethodMismatch},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			call, id, err := parseMCP([]byte(tt.body), tt.headers)
+			if tt.wantErr != nil {
+				if call != nil || id != nil {
+					t.Errorf("call %+v, id %s returned with an error", call, id)
+				}
+				wantRefusal(t, err, *tt.wantErr)
+				return
+			}
+			if err != nil {
+				t.Fatalf("parseMCP: %v", err)
+			}
+			if diff := cmp.Diff(tt.wantCall, call); diff != "" {
+				t.Errorf("call: %s", diff)
+			}
+			if string(id) != tt.wantID {
+				t.Errorf("id = %s, want %s", id, tt.wantID)
+			}
+		})
+	}
+}
+
+func TestDecodeMCPHeader(t *testing.T) {
+	tests := []struct {
+		in, want string
+		wantErr  bool
+	}{
+		{in: "tools/call", want: "tools/call"},
+		{in: "", want: ""},
+		{in: b64("  spaced  "), want: "  spaced  "},
+		{in: b64("=?base64?literal?="), want: "=?base64?literal?="},
+		{in: "=?base64?PT9iYXNlNjQ/bGl0ZXJhbD89?=", want: "=?base64?literal?="},
+		{in: "=?base64??=", want: ""},
+		{in: "=?BASE64?dG9vbA==?=", want: "=?BASE64?dG9vbA==?="}, // the markers are case-sensitive
+		{in: "=?base64?dG9vbA?=", wantErr: true},                 // padding required
+		{in: "=?base64?" + base64.StdEncoding.EncodeToString([]byte{0xff}) + "?=", wantErr: true},
+		{in: "tab\there", wantErr: true},
+		{in: "naïve", wantErr: true},
+	}
+	for _, tt := range tests {
+		got, err := decodeMCPHeader(tt.in)
+		if (err != nil) != tt.wantErr || got != tt.want {
+			t.Errorf("decodeMCPHeader(%q) = %q, %v; want %q, error %v", tt.in, got, err, tt.want, tt.wantErr)
+		}
+	}
+}
+
+func TestArgumentsDigest(t *testing.T) {
+	tests := []struct {
+		name      string
+		args      string
+		canonical string
+	}{
+		{name: "keys sorted, spaces dropped", args: `{ "b": 1, "a": "x" }`, canonical: `{"a":"x","b":1}`},
+		{name: "numbers in shortest form", args: `{"n": 1.50, "m": 1e2, "k": -0}`, canonical: `{"k":0,"m":100,"n":1.5}`},
+		{name: "strings re-escaped canonically", args: `{"s": "\u003c\u00e9\/"}`, canonical: `{"s":"<é/"}`},
+		{name: "nested", args: `{"z": {"y": [3, {"b": true, "a": null}]}}`, canonical: `{"z":{"y":[3,{"a":null,"b":true}]}}`},
+		{name: "empty", args: `{}`, canonical: `{}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			v, err := decodeJSONRPC([]byte(tt.args))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := argumentsDigest(v.(map[string]any))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := canonicalDigest(tt.canonical); got != want {
+				t.Errorf("digest = %s, want sha256(%s) = %s", got, tt.canonical, want)
+			}
+		})
+	}
+	if got, err := argumentsDigest(nil); got != "" || err != nil {
+		t.Errorf("argumentsDigest(nil) = %q, %v", got, err)
+	}
+	if _, err := argumentsDigest(map[string]any{"n": json.Number("1e400")}); err == nil {
+		t.Error("a number beyond float64 was canonicalized")
+	}
+}
+
+func BenchmarkParseMCP(b *testing.B) {
+	body := []byte(readMCPFixture(b, "tools_call.json"))
+	headers := map[string]string{"mcp-method": "tools/call", "mcp-name": "search_issues"}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, _, err := parseMCP(body, headers); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -1,0 +1,99 @@
+# writ's built-in policy, served when no policies directory is configured.
+#
+# It answers at data.writ.authz.decision, in this order:
+#
+#   1. No verified identity (input.identity absent): deny, "no verified identity".
+#   2. tools/call of a tool listed in data.writ.denied_tools (empty unless a
+#      data file sets it, e.g. {"writ": {"denied_tools": ["delete_repo"]}}):
+#      deny, "tool is denied by policy".
+#   3. MCP session methods (initialize, notifications/initialized, ping,
+#      tools/list, resources/list, prompts/list) from any verified identity:
+#      allow with scope "mcp:session".
+#   4. tools/call, resources/read or prompts/get from a delegated caller (both
+#      identity.user and identity.agent set) on a resource whose sensitivity
+#      is "high": not allowed until a human approves ("approval required for a
+#      high-sensitivity resource", with a binding message and a 10m approval
+#      lifetime). Once input.approval says "approved" the call is allowed; an
+#      approval that was "denied" denies it.
+#   5. tools/call, resources/read or prompts/get from a delegated caller:
+#      allow with the single scope "mcp:<tools|resources|prompts>:<name>",
+#      audience input.resource.id (or "mcp://tools"), for 60 seconds.
+#   6. Anything else: deny, "no rule allowed this request".
+#
+# Copy this file into a policies directory to change it; `writ policy test`
+# runs the tests beside it.
+package writ.authz
+
+default decision := {"allow": false, "reason": "no rule allowed this request"}
+
+decision := {"allow": false, "reason": "no verified identity"} if {
+	not input.identity
+} else := {"allow": false, "reason": "tool is denied by policy"} if {
+	input.mcp.method == "tools/call"
+	input.mcp.name in data.writ.denied_tools
+} else := object.union(token, {
+	"allow": true,
+	"reason": "MCP session method allowed",
+	"scopes": ["mcp:session"],
+}) if {
+	input.mcp.method in session_methods
+} else := {"allow": false, "reason": "approval was denied"} if {
+	delegated_call
+	high_sensitivity
+	input.approval.status == "denied"
+} else := {
+	"allow": false,
+	"reason": "approval required for a high-sensitivity resource",
+	"approval": {
+		"required": true,
+		"binding_message": sprintf("Allow %s to call %s for %s?", [input.identity.agent, input.mcp.name, input.identity.user]),
+		"ttl": "10m",
+	},
+} if {
+	delegated_call
+	high_sensitivity
+	not approved
+} else := object.union(token, {
+	"allow": true,
+	"reason": reason,
+	"scopes": [sprintf("mcp:%s:%s", [call_kinds[input.mcp.method], input.mcp.name])],
+}) if {
+	delegated_call
+}
+
+session_methods := {
+	"initialize",
+	"notifications/initialized",
+	"ping",
+	"tools/list",
+	"resources/list",
+	"prompts/list",
+}
+
+call_kinds := {
+	"tools/call": "tools",
+	"resources/read": "resources",
+	"prompts/get": "prompts",
+}
+
+delegated_call if {
+	call_kinds[input.mcp.method]
+	input.mcp.name != ""
+	input.identity.user != ""
+	input.identity.agent != ""
+}
+
+high_sensitivity if input.resource.sensitivity == "high"
+
+approved if input.approval.status == "approved"
+
+reason := "delegated MCP call allowed with approval" if {
+	high_sensitivity
+	approved
+} else := "delegated MCP call allowed"
+
+token := {"audience": audience, "ttl": "60s"}
+
+default audience := "mcp://tools"
+
+audience := input.resource.id if input.resource.id != ""

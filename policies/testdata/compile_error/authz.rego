@@ -1,0 +1,5 @@
+package writ.authz
+
+decision := {"allow": true} if {
+	x > 1
+}

@@ -1,0 +1,3 @@
+package example
+
+allow if input.user == "alice"

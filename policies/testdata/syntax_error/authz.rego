@@ -1,0 +1,6 @@
+package writ.authz
+
+default decision := {"allow": false}
+
+decision := {"allow": true} if {
+	input.mcp.name == "ok"

@@ -1,0 +1,7 @@
+package writ.authz
+
+default decision = {"allow": false}
+
+decision = {"allow": true} {
+	input.mcp.name == "ok"
+}

@@ -1,0 +1,5 @@
+//go:build !race
+
+package writtest
+
+const raceEnabled = false
