@@ -6,20 +6,17 @@ import (
 	"encoding/json"
 	"fmt"
 	"time"
-
-	"github.com/gowebpki/jcs"
 )
 
 // genesis is the prev_hash of the first record in the log.
 const genesis = "0000000000000000000000000000000000000000000000000000000000000000"
 
-// encode returns the RFC 8785 canonical JSON of rec.
+// encode returns the JSON of rec exactly as it is stored and hashed.
+// encoding/json renders a Record deterministically (fields in declaration
+// order, no maps), and the chain hashes the stored bytes themselves, so
+// verification never re-serialises anything.
 func encode(rec *Record) ([]byte, error) {
-	raw, err := json.Marshal(rec)
-	if err != nil {
-		return nil, err
-	}
-	return jcs.Transform(raw)
+	return json.Marshal(rec)
 }
 
 // chainHash links record to the record before it.

@@ -17,8 +17,8 @@
 //	...
 //	err = log.Close(shutdownCtx) // every accepted record is durable when this returns nil
 //
-// Each row's record column is the RFC 8785 canonical JSON of the Record, and
-// its hash is hex(SHA-256(prev_hash + "\n" + record)); the first record's
+// Each row's record column is the Record's JSON (encoding/json: fields in
+// declaration order) exactly as hashed, and its hash is hex(SHA-256(prev_hash + "\n" + record)); the first record's
 // prev_hash is 64 zeros. Verify walks the chain and names the first broken
 // link; Find and Tail read records back.
 //

@@ -105,6 +105,9 @@ type batch struct {
 	sealed bool
 }
 
+// maxFree is how many emptied batches are kept for reuse.
+const maxFree = 8
+
 type queued struct {
 	rec Record
 	at  time.Time // when it was queued
@@ -379,7 +382,7 @@ func (l *Log) done(b *batch) {
 	clear(b.recs)
 	b.recs = b.recs[:0]
 	b.sealed = false
-	if len(l.free) < 4 {
+	if len(l.free) < maxFree {
 		l.free = append(l.free, b)
 	}
 	l.count -= n

@@ -22,7 +22,7 @@ func TestAppendConcurrent(t *testing.T) {
 	l := openLog(t, db, audit.Options{BatchSize: 64, FlushInterval: time.Millisecond})
 	stop := startRun(t, l)
 
-	const workers, each = 8, 300
+	const workers, each = 8, 150
 	var g errgroup.Group
 	for w := range workers {
 		g.Go(func() error {
@@ -330,7 +330,7 @@ func TestShutdownWritesEverything(t *testing.T) {
 			if run {
 				stop = startRun(t, l)
 			}
-			const workers, each = 4, 2000
+			const workers, each = 4, 600
 			var g errgroup.Group
 			for w := range workers {
 				g.Go(func() error {
@@ -406,7 +406,8 @@ func TestReopenContinuesChain(t *testing.T) {
 func TestAnotherWriterAppended(t *testing.T) {
 	db, _ := openDB(t)
 	// stale reads the head while the log is empty; another log then appends.
-	stale := openLog(t, db, audit.Options{})
+	logger, logs := newLogger()
+	stale := openLog(t, db, audit.Options{Logger: logger})
 	events := watchBatches(stale)
 	audit.SetTestHooks(stale, nil, func(context.Context, time.Duration) error { return nil })
 	writeRecords(t, db, 0, 2)
@@ -424,6 +425,9 @@ func TestAnotherWriterAppended(t *testing.T) {
 	res, err := audit.Verify(t.Context(), db)
 	if err != nil || !res.OK || res.Records != 4 {
 		t.Errorf("Verify = %+v, %v; want 4 records OK", res, err)
+	}
+	if !strings.Contains(logs.String(), "chain head moved") {
+		t.Errorf("log does not report the moved head:\n%s", logs.String())
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
@@ -12,7 +13,30 @@ import (
 	"github.com/writ-dev/writ/store"
 )
 
-const insertSQL = `INSERT INTO evidence (seq, decision_id, at, record, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?)`
+// rowsPerInsert bounds the rows of one INSERT statement (6 parameters each,
+// well under SQLite's parameter limit).
+const rowsPerInsert = 128
+
+var fullInsertSQL = buildInsertSQL(rowsPerInsert)
+
+func insertSQL(rows int) string {
+	if rows == rowsPerInsert {
+		return fullInsertSQL
+	}
+	return buildInsertSQL(rows)
+}
+
+func buildInsertSQL(rows int) string {
+	var b strings.Builder
+	b.WriteString(`INSERT INTO evidence (seq, decision_id, at, record, prev_hash, hash) VALUES `)
+	for i := range rows {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(`(?,?,?,?,?,?)`)
+	}
+	return b.String()
+}
 
 // readHead returns the seq and hash of the last record in the log, or 0 and
 // genesis when it is empty.
@@ -61,27 +85,28 @@ func (l *Log) write(ctx context.Context, recs []queued) error {
 		return fmt.Errorf("begin evidence batch: %w", err)
 	}
 	defer tx.Rollback()
-	stmt, err := tx.PrepareContext(ctx, insertSQL)
-	if err != nil {
-		return fmt.Errorf("prepare evidence insert: %w", err)
-	}
-	defer stmt.Close()
 	seq, head := l.seq, l.head
-	for i := range recs {
-		rec := &recs[i].rec
-		body, err := encode(rec)
-		if err != nil {
-			return fmt.Errorf("%w: decision %q: %w", ErrInvalidRecord, rec.DecisionID, err)
-		}
-		seq++
-		hash := chainHash(head, body)
-		if _, err := stmt.ExecContext(ctx, seq, rec.DecisionID, rec.Time.UnixNano(), string(body), head, hash); err != nil {
-			if isUniqueViolation(err) {
-				return fmt.Errorf("%w %q: %w", ErrDuplicateDecision, rec.DecisionID, err)
+	args := make([]any, 0, 6*min(len(recs), rowsPerInsert))
+	for start := 0; start < len(recs); start += rowsPerInsert {
+		chunk := recs[start:min(start+rowsPerInsert, len(recs))]
+		args = args[:0]
+		for i := range chunk {
+			rec := &chunk[i].rec
+			body, err := encode(rec)
+			if err != nil {
+				return fmt.Errorf("%w: decision %q: %w", ErrInvalidRecord, rec.DecisionID, err)
 			}
-			return fmt.Errorf("write evidence seq %d: %w", seq, err)
+			seq++
+			hash := chainHash(head, body)
+			args = append(args, seq, rec.DecisionID, rec.Time.UnixNano(), string(body), head, hash)
+			head = hash
 		}
-		head = hash
+		if _, err := tx.ExecContext(ctx, insertSQL(len(chunk)), args...); err != nil {
+			if isUniqueViolation(err) {
+				return fmt.Errorf("%w %q: %w", ErrDuplicateDecision, duplicateID(ctx, tx, recs[:start+len(chunk)]), err)
+			}
+			return fmt.Errorf("write evidence seq %d..%d: %w", seq-int64(len(chunk))+1, seq, err)
+		}
 	}
 	l.ending = chainPos{seq: seq, hash: head}
 	if err := tx.Commit(); err != nil {
@@ -96,4 +121,25 @@ func (l *Log) write(ctx context.Context, recs []queued) error {
 func isUniqueViolation(err error) bool {
 	var e *sqlite.Error
 	return errors.As(err, &e) && e.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE
+}
+
+// duplicateID names the decision id behind a UNIQUE failure while writing
+// recs: one repeated within recs, or one already stored.
+func duplicateID(ctx context.Context, tx *sql.Tx, recs []queued) string {
+	seen := make(map[string]bool, len(recs))
+	for i := range recs {
+		id := recs[i].rec.DecisionID
+		if seen[id] {
+			return id
+		}
+		seen[id] = true
+	}
+	for i := range recs {
+		var one int
+		id := recs[i].rec.DecisionID
+		if tx.QueryRowContext(ctx, `SELECT 1 FROM evidence WHERE decision_id = ?`, id).Scan(&one) == nil {
+			return id
+		}
+	}
+	return "unknown"
 }
