@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"os"
@@ -228,3 +229,29 @@ func decodeJSON(t testing.TB, raw []byte) map[string]any {
 }
 
 func jsonUnmarshal(raw []byte, v any) error { return json.Unmarshal(raw, v) }
+
+func newECKey384(t testing.TB) *ecdsa.PrivateKey {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// b64 encodes a JWS segment.
+func b64(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
+
+// with returns claims with one claim set (or removed, for nil).
+func with(c jwt.MapClaims, k string, v any) jwt.MapClaims {
+	out := jwt.MapClaims{}
+	for key, val := range c {
+		out[key] = val
+	}
+	if v == nil {
+		delete(out, k)
+	} else {
+		out[k] = v
+	}
+	return out
+}

@@ -216,7 +216,7 @@ func TestMintCacheReuse(t *testing.T) {
 	if first.Reused {
 		t.Fatal("first mint marked reused")
 	}
-	f.minter.WaitCache()
+	f.minter.Wait()
 
 	// Same call, scopes in another order, a later decision: the same token.
 	f.clk.Advance(119 * time.Second)
@@ -257,7 +257,7 @@ func TestMintCacheKeyedByRequest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.minter.WaitCache()
+	f.minter.Wait()
 	variants := map[string]func(r *tokens.MintRequest){
 		"scopes":   func(r *tokens.MintRequest) { r.Scopes = []string{"tickets:read"} },
 		"approval": func(r *tokens.MintRequest) { r.ApprovalID = "apr-2" },

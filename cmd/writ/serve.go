@@ -100,7 +100,7 @@ func serve(ctx context.Context, cfg Config, dev bool, logger *slog.Logger, stdou
 	if err != nil {
 		return err
 	}
-	keyring, err := tokens.OpenKeyring(ctx, db, kek, tokens.KeyringOptions{Algorithm: cfg.Tokens.Algorithm, Retain: cfg.Tokens.MaxTTL + time.Minute})
+	keyring, err := tokens.OpenKeyring(ctx, db, kek, tokens.KeyringOptions{Algorithm: cfg.Tokens.Algorithm, Retain: cfg.Tokens.MaxTTL + cfg.Tokens.KeyReload + time.Minute})
 	if err != nil {
 		return err
 	}
