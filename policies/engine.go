@@ -59,6 +59,7 @@ type revision struct {
 	id    string
 	envoy bool // the query is data.envoy.authz.allow
 	query rego.PreparedEvalQuery
+	use   inputUse // the input members the policy can read
 }
 
 // NewEngine returns an engine serving the embedded default policy.
@@ -178,7 +179,7 @@ func prepare(ctx context.Context, b Bundle, dir string) (*revision, error) {
 		}
 		return nil, fmt.Errorf("%w: prepare %s: %w", ErrCompile, query, err)
 	}
-	return &revision{id: id, envoy: query.Equal(envoyEntrypoint), query: pq}, nil
+	return &revision{id: id, envoy: query.Equal(envoyEntrypoint), query: pq, use: inputUseOf(compiler)}, nil
 }
 
 // parseModules parses Rego v1 modules, reporting every file that fails.
@@ -242,7 +243,7 @@ func (e *Engine) Decide(ctx context.Context, in *Input) (Decision, string, error
 	if in == nil {
 		in = &Input{}
 	}
-	input, err := in.astValue()
+	input, err := in.astValue(rev.use)
 	if err != nil {
 		return Decision{}, rev.id, err
 	}

@@ -279,5 +279,3 @@ func keys(m map[string]string) []string {
 	}
 	return out
 }
-
-

@@ -1,11 +1,14 @@
 package policies_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -118,7 +121,9 @@ func TestWatch(t *testing.T) {
 	ctx := t.Context()
 	dir := copyDir(t, "testdata/good")
 	reloads := make(chan reload, 64)
+	var logs syncBuffer
 	e := policies.NewEngine(policies.Options{
+		Logger:   slog.New(slog.NewTextHandler(&logs, nil)),
 		Debounce: 10 * time.Millisecond,
 		OnReload: func(rev string, err error) { reloads <- reload{rev, err} },
 	})
@@ -189,6 +194,35 @@ func TestWatch(t *testing.T) {
 	if _, rev, err := e.Decide(ctx, in); err != nil || rev != third {
 		t.Errorf("Decide after a broken file = %q, %v; want %q", rev, err, third)
 	}
+
+	// The log names each new revision and the compile error.
+	out := logs.String()
+	for _, want := range []string{
+		"revision=" + second, "revision=" + third,
+		"policy reload failed", "broken.rego:4: rego_parse_error",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("log lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger on another goroutine.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 func TestWatchMissingDir(t *testing.T) {
