@@ -33,11 +33,11 @@ const (
 // Header names describe reads. Envoy sends header names lower-cased.
 const (
 	headerAuthorization = "authorization"
-	hdrContentType   = "content-type"
-	hdrRequestID     = "x-request-id"
-	hdrPartialBody   = "x-envoy-auth-partial-body"
-	hdrMCPMethod     = "mcp-method"
-	hdrMCPName       = "mcp-name"
+	hdrContentType      = "content-type"
+	hdrRequestID        = "x-request-id"
+	hdrPartialBody      = "x-envoy-auth-partial-body"
+	hdrMCPMethod        = "mcp-method"
+	hdrMCPName          = "mcp-name"
 )
 
 // Limits bound what describe accepts.
@@ -70,7 +70,7 @@ type description struct {
 	method, host, path, requestID string
 
 	// headers are the request headers, names lower-cased, repeated values
-	// joined with ",".
+	// joined with ",". Read only: it may be the CheckRequest's own map.
 	headers map[string]string
 
 	// bearer is the token from "Authorization: Bearer ..." (scheme matched
@@ -341,16 +341,27 @@ func requestHeaders(h *authv3.AttributeContext_HttpRequest) (map[string]string, 
 		return out, size
 	}
 	in := h.GetHeaders()
-	out := make(map[string]string, len(in))
+	lower := true
 	for name, value := range in {
 		size += len(name) + len(value)
-		lower := lowerASCII(name)
-		if prev, ok := out[lower]; ok && lower != name {
+		if lower && lowerASCII(name) != name {
+			lower = false
+		}
+	}
+	if lower {
+		// The common case: Envoy sends lower-case names. The map is shared
+		// with the CheckRequest, and only ever read.
+		return in, size
+	}
+	out := make(map[string]string, len(in))
+	for name, value := range in {
+		l := lowerASCII(name)
+		if prev, ok := out[l]; ok {
 			// Envoy never sends mixed-case names; join rather than lose one.
-			out[lower] = prev + "," + value
+			out[l] = prev + "," + value
 			continue
 		}
-		out[lower] = value
+		out[l] = value
 	}
 	return out, size
 }

@@ -73,8 +73,10 @@ var routeHeaders = map[string]string{
 // bytes replaced with U+FFFD, since a CheckRequest carries them as proto
 // strings. request.http.id is x-request-id; request.time is left unset.
 func checkRequestFromHTTP(r *http.Request, pathPrefix string, body []byte, truncated bool) *authv3.CheckRequest {
+	// The request target as sent: origin-form keeps its exact encoding;
+	// absolute-form is reduced to its path and query.
 	path := r.RequestURI
-	if path == "" && r.URL != nil {
+	if !strings.HasPrefix(path, "/") && r.URL != nil {
 		path = r.URL.RequestURI()
 	}
 	if pathPrefix != "" && strings.HasPrefix(path, pathPrefix) {

@@ -7,8 +7,9 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
+	"slices"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -97,84 +98,81 @@ func rpcError(code int, id json.RawMessage, msg string) *requestError {
 }
 
 // decodeJSONRPC decodes a JSON-RPC body into maps, slices, strings,
-// json.Number, bools and nils, refusing duplicate object keys at any depth,
-// nesting beyond maxRPCDepth, invalid UTF-8 and trailing data.
+// json.Number, bools and nils, refusing invalid UTF-8, trailing data,
+// nesting beyond maxRPCDepth and duplicate object keys at any depth.
+//
+// encoding/json decodes; a scan of the (by then valid) text counts its
+// object keys and nesting. Fewer map entries than keys in the text means
+// two keys decoded to the same name: a duplicate, even when spelled with
+// different escapes.
 func decodeJSONRPC(body []byte) (any, error) {
 	if !utf8.Valid(body) {
 		return nil, rpcError(rpcParseError, nil, msgParseError)
 	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
-	v, err := strictValue(dec, 0)
+	keys, depth := scanKeys(body)
+	if depth > maxRPCDepth {
+		return nil, rpcError(rpcInvalidRequest, nil, msgTooDeep)
+	}
+	v, err := decodeJSON(body)
 	if err != nil {
-		var re *requestError
-		if errors.As(err, &re) {
-			return nil, re
-		}
 		return nil, rpcError(rpcParseError, nil, msgParseError)
 	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, rpcError(rpcParseError, nil, msgParseError)
+	if countKeys(v) != keys {
+		return nil, rpcError(rpcInvalidRequest, nil, msgDuplicateKey)
 	}
 	return v, nil
 }
 
-func strictValue(dec *json.Decoder, depth int) (any, error) {
-	tok, err := dec.Token()
-	if err != nil {
-		return nil, err
-	}
-	delim, ok := tok.(json.Delim)
-	if !ok {
-		return tok, nil // string, json.Number, bool or nil
-	}
-	if depth >= maxRPCDepth {
-		return nil, rpcError(rpcInvalidRequest, nil, msgTooDeep)
-	}
-	switch delim {
-	case '{':
-		obj := make(map[string]any)
-		for dec.More() {
-			kt, err := dec.Token()
-			if err != nil {
-				return nil, err
+// scanKeys counts the object keys in JSON text (a string followed by a
+// colon is a key) and measures its deepest nesting. On text that is not
+// valid JSON the counts mean nothing; callers decode it as well.
+func scanKeys(b []byte) (keys, maxDepth int) {
+	depth := 0
+	for i := 0; i < len(b); i++ {
+		switch b[i] {
+		case '"':
+			for i++; i < len(b) && b[i] != '"'; i++ {
+				if b[i] == '\\' {
+					i++
+				}
 			}
-			key, ok := kt.(string)
-			if !ok {
-				return nil, errNotAKey
+			j := i + 1
+			for j < len(b) && (b[j] == ' ' || b[j] == '\t' || b[j] == '\n' || b[j] == '\r') {
+				j++
 			}
-			if _, dup := obj[key]; dup {
-				return nil, rpcError(rpcInvalidRequest, nil, msgDuplicateKey)
+			if j < len(b) && b[j] == ':' {
+				keys++
 			}
-			val, err := strictValue(dec, depth+1)
-			if err != nil {
-				return nil, err
+		case '{', '[':
+			depth++
+			if depth > maxDepth {
+				maxDepth = depth
 			}
-			obj[key] = val
+		case '}', ']':
+			depth--
 		}
-		if _, err := dec.Token(); err != nil {
-			return nil, err
-		}
-		return obj, nil
-	case '[':
-		arr := []any{}
-		for dec.More() {
-			val, err := strictValue(dec, depth+1)
-			if err != nil {
-				return nil, err
-			}
-			arr = append(arr, val)
-		}
-		if _, err := dec.Token(); err != nil {
-			return nil, err
-		}
-		return arr, nil
-	default:
-		return nil, errNotAKey
 	}
+	return keys, maxDepth
 }
 
-var errNotAKey = errors.New("extauthz: malformed JSON object")
+// countKeys counts the map entries in a decoded JSON value.
+func countKeys(v any) int {
+	switch t := v.(type) {
+	case map[string]any:
+		n := len(t)
+		for _, e := range t {
+			n += countKeys(e)
+		}
+		return n
+	case []any:
+		n := 0
+		for _, e := range t {
+			n += countKeys(e)
+		}
+		return n
+	}
+	return 0
+}
 
 // checkFolded refuses a key of obj that equals one of members ignoring
 // case (Unicode simple folding) without being it.
@@ -328,20 +326,146 @@ func decodeMCPHeader(v string) (string, error) {
 
 // argumentsDigest is the hex SHA-256 of the RFC 8785 (JCS) canonical JSON
 // of an MCP call's arguments: the same arguments give the same digest
-// whatever their key order, spacing or number spelling. It is "" for nil
-// arguments.
+// whatever their key order, spacing, escapes or number spelling. It is ""
+// for nil arguments, and an error for a number beyond float64.
+//
+// The canonical text is written straight from the decoded arguments, with
+// jcs.NumberToJSON formatting the numbers; tests hold it byte for byte
+// equal to jcs.Transform, which costs several times more on the hot path.
 func argumentsDigest(args map[string]any) (string, error) {
 	if args == nil {
 		return "", nil
 	}
-	raw, err := json.Marshal(args)
-	if err != nil {
-		return "", err
-	}
-	canonical, err := jcs.Transform(raw)
+	var buf [512]byte
+	canonical, err := appendCanonical(buf[:0], args)
 	if err != nil {
 		return "", err
 	}
 	sum := sha256.Sum256(canonical)
 	return hex.EncodeToString(sum[:]), nil
+}
+
+var errNotJSONValue = errors.New("extauthz: value cannot be written as JSON")
+
+// appendCanonical appends the RFC 8785 form of a decoded JSON value.
+func appendCanonical(b []byte, v any) ([]byte, error) {
+	switch t := v.(type) {
+	case nil:
+		return append(b, "null"...), nil
+	case bool:
+		if t {
+			return append(b, "true"...), nil
+		}
+		return append(b, "false"...), nil
+	case string:
+		return appendCanonicalString(b, t), nil
+	case json.Number:
+		f, err := strconv.ParseFloat(string(t), 64)
+		if err != nil {
+			return nil, err
+		}
+		return appendCanonicalNumber(b, f)
+	case float64:
+		return appendCanonicalNumber(b, t)
+	case []any:
+		b = append(b, '[')
+		for i, e := range t {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			var err error
+			if b, err = appendCanonical(b, e); err != nil {
+				return nil, err
+			}
+		}
+		return append(b, ']'), nil
+	case map[string]any:
+		keys := make([]string, 0, len(t))
+		for k := range t {
+			keys = append(keys, k)
+		}
+		slices.SortFunc(keys, compareUTF16)
+		b = append(b, '{')
+		for i, k := range keys {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendCanonicalString(b, k)
+			b = append(b, ':')
+			var err error
+			if b, err = appendCanonical(b, t[k]); err != nil {
+				return nil, err
+			}
+		}
+		return append(b, '}'), nil
+	}
+	return nil, errNotJSONValue
+}
+
+func appendCanonicalNumber(b []byte, f float64) ([]byte, error) {
+	s, err := jcs.NumberToJSON(f)
+	if err != nil {
+		return nil, err
+	}
+	return append(b, s...), nil
+}
+
+// appendCanonicalString writes a JSON string as RFC 8785 does: only '"',
+// '\\' and control characters escaped, the short forms where JSON has
+// them, everything else as UTF-8.
+func appendCanonicalString(b []byte, s string) []byte {
+	const hexDigits = "0123456789abcdef"
+	b = append(b, '"')
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch c {
+		case '"', '\\':
+			b = append(b, '\\', c)
+		case '\b':
+			b = append(b, '\\', 'b')
+		case '\f':
+			b = append(b, '\\', 'f')
+		case '\n':
+			b = append(b, '\\', 'n')
+		case '\r':
+			b = append(b, '\\', 'r')
+		case '\t':
+			b = append(b, '\\', 't')
+		default:
+			if c < 0x20 {
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			} else {
+				b = append(b, c)
+			}
+		}
+	}
+	return append(b, '"')
+}
+
+// compareUTF16 orders strings by their UTF-16 code units, as RFC 8785
+// sorts object keys. It differs from byte order only where a character
+// beyond U+FFFF (a surrogate pair) meets one in U+E000..U+FFFF.
+func compareUTF16(a, b string) int {
+	for a != "" && b != "" {
+		ra, na := utf8.DecodeRuneInString(a)
+		rb, nb := utf8.DecodeRuneInString(b)
+		if ra != rb {
+			if la, lb := utf16Lead(ra), utf16Lead(rb); la != lb {
+				return int(la) - int(lb)
+			}
+			return int(ra) - int(rb)
+		}
+		a, b = a[na:], b[nb:]
+	}
+	return len(a) - len(b)
+}
+
+// utf16Lead is the first UTF-16 code unit of r. Two different runes with
+// the same lead unit are both beyond U+FFFF, where code-point order and
+// UTF-16 order agree, so comparing the rune itself then decides.
+func utf16Lead(r rune) rune {
+	if r >= 0x10000 {
+		return 0xd800 + (r-0x10000)>>10
+	}
+	return r
 }

@@ -5,10 +5,14 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"math/rand/v2"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/gowebpki/jcs"
 
 	"github.com/writ-dev/writ/policies"
 )
@@ -427,4 +431,130 @@ func BenchmarkParseMCP(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// randomJSON builds a decoded JSON value with the shapes that test a
+// canonical form: keys that sort differently by bytes and by UTF-16,
+// control characters, escapes, and numbers in many spellings.
+func randomJSON(r *rand.Rand, depth int) any {
+	k := r.IntN(7)
+	if depth > 3 {
+		k = r.IntN(4)
+	}
+	switch k {
+	case 0:
+		return nil
+	case 1:
+		return r.IntN(2) == 0
+	case 2:
+		return randomJSONString(r)
+	case 3:
+		return json.Number([]string{
+			"0", "-0", "1", "-1", "0.1", "1.50", "1e2", "1E-2", "123456789012345678901234567890",
+			"5e-324", "1.7976931348623157e308", "9007199254740993", "0.000001", "1e21", "1e-7",
+			strconv.FormatFloat(r.NormFloat64()*1e9, 'g', -1, 64), strconv.Itoa(r.IntN(1 << 30)),
+		}[r.IntN(17)])
+	case 4, 5:
+		m := map[string]any{}
+		for range r.IntN(6) {
+			m[randomJSONString(r)] = randomJSON(r, depth+1)
+		}
+		return m
+	default:
+		var list []any
+		for range r.IntN(5) {
+			list = append(list, randomJSON(r, depth+1))
+		}
+		if list == nil {
+			list = []any{}
+		}
+		return list
+	}
+}
+
+var jsonStringPool = []string{
+	"", "a", "b", "A", "\u00e9", "\ufb01", "\U0001f600", "\ue000", "\uffff", "\U00010000",
+	"\"", "\\", "/", "\b\f\n\r\t", "\x00\x01\x1f\x7f", "<>&", "\u2028", "10", "1", "key",
+}
+
+func randomJSONString(r *rand.Rand) string {
+	var b strings.Builder
+	for range r.IntN(4) {
+		b.WriteString(jsonStringPool[r.IntN(len(jsonStringPool))])
+	}
+	return b.String()
+}
+
+// TestCanonicalMatchesJCS holds writ's canonical writer byte for byte
+// equal to jcs.Transform.
+func TestCanonicalMatchesJCS(t *testing.T) {
+	check := func(t *testing.T, v map[string]any) {
+		t.Helper()
+		raw, err := json.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, wantErr := jcs.Transform(raw)
+		got, gotErr := appendCanonical(nil, v)
+		if (wantErr != nil) != (gotErr != nil) {
+			t.Fatalf("jcs error %v, writ error %v, for %s", wantErr, gotErr, raw)
+		}
+		if wantErr == nil && string(got) != string(want) {
+			t.Fatalf("canonical form differs for %s:\njcs:  %s\nwrit: %s", raw, want, got)
+		}
+	}
+	for name, body := range mcpFixtures(t) {
+		v, err := decodeJSONRPC(body)
+		if err != nil {
+			continue
+		}
+		if m, ok := v.(map[string]any); ok {
+			t.Run(name, func(t *testing.T) { check(t, m) })
+		}
+	}
+	r := rand.New(rand.NewPCG(8785, 1))
+	for range 2000 {
+		m, _ := randomJSON(r, 4).(map[string]any)
+		if m == nil {
+			m = map[string]any{"k": randomJSON(r, 0)}
+		}
+		check(t, m)
+	}
+	check(t, map[string]any{"big": json.Number("1e400")})
+}
+
+func TestCompareUTF16(t *testing.T) {
+	// U+10000 is D800 DC00 in UTF-16, so it sorts before U+E000 although
+	// its code point is larger.
+	keys := []string{"\ue000", "\U00010000", "b", "a", "\U0001f600", "\uffff", "aa", ""}
+	slices.SortFunc(keys, compareUTF16)
+	want := []string{"", "a", "aa", "b", "\U00010000", "\U0001f600", "\ue000", "\uffff"}
+	if diff := cmp.Diff(want, keys); diff != "" {
+		t.Errorf("order: %s", diff)
+	}
+}
+
+func BenchmarkArgumentsDigest(b *testing.B) {
+	v, err := decodeJSONRPC([]byte(loadCheckRequest(b, "mcp_tools_call.json").GetAttributes().GetRequest().GetHttp().GetBody()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	args := v.(map[string]any)["params"].(map[string]any)["arguments"].(map[string]any)
+	raw, _ := json.Marshal(args)
+	b.Run("writ", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := argumentsDigest(args); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("jcs.Transform", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := jcs.Transform(raw); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }

@@ -14,7 +14,6 @@ import (
 type Metrics struct {
 	decisions *prometheus.CounterVec
 	latency   *prometheus.HistogramVec
-	cache     *prometheus.CounterVec
 }
 
 // NewMetrics registers the Check path's metrics with reg.
@@ -29,12 +28,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help:    "Time to decide one Check, by ext_authz protocol (grpc, http).",
 			Buckets: []float64{50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2e-3, 5e-3, 10e-3, 25e-3, 50e-3, 100e-3, 250e-3, 1},
 		}, []string{"protocol"}),
-		cache: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "writ_cache_requests_total",
-			Help: "Cache lookups on the Check path by cache (mint) and result (hit, miss); hit ratio = hit / (hit + miss).",
-		}, []string{"cache", "result"}),
 	}
-	reg.MustRegister(m.decisions, m.latency, m.cache)
+	reg.MustRegister(m.decisions, m.latency)
 	return m
 }
 
@@ -44,13 +39,6 @@ func (s *Server) observe(ctx context.Context, rec *audit.Record, v verdict, star
 	if m := s.deps.Metrics; m != nil {
 		m.decisions.WithLabelValues(v.outcome, v.cause).Inc()
 		m.latency.WithLabelValues(rec.Request.Protocol).Observe(time.Since(start).Seconds())
-		if rec.Token != nil {
-			result := "miss"
-			if rec.Token.Reused {
-				result = "hit"
-			}
-			m.cache.WithLabelValues("mint", result).Inc()
-		}
 	}
 	if !s.log.Enabled(ctx, slog.LevelInfo) {
 		return
