@@ -98,3 +98,33 @@ func ExampleVerifier() {
 	// alice research-bot acme [research-bot] [tools.call] true
 	// true
 }
+
+func ExampleVerifier_CacheStats() {
+	ctx := context.Background()
+	dataDir, _ := os.MkdirTemp("", "writ-example")
+	defer os.RemoveAll(dataDir)
+
+	dev, err := tokens.OpenDevIssuer(dataDir)
+	if err != nil {
+		log.Fatal(err)
+	}
+	verifier, err := tokens.NewVerifier(ctx, []tokens.IssuerConfig{dev.IssuerConfig([]string{"mcp://tools"})}, tokens.VerifierOptions{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer verifier.Close()
+	token, err := dev.Token(tokens.DevTokenRequest{User: "alice", Agent: "research-bot", Audience: "mcp://tools"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	for range 3 {
+		if _, err := verifier.Verify(ctx, token.Reveal()); err != nil {
+			log.Fatal(err)
+		}
+		verifier.Wait() // the cache admits entries asynchronously
+	}
+	hits, misses := verifier.CacheStats()
+	fmt.Printf("hit ratio %d/%d\n", hits, hits+misses)
+	// Output:
+	// hit ratio 2/3
+}

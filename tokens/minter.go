@@ -116,6 +116,7 @@ type Minter struct {
 	maxTTL time.Duration
 	now    func() time.Time
 	cache  *ristretto.Cache[string, *mintEntry]
+	stats  cacheCounters
 }
 
 type mintEntry struct {
@@ -196,8 +197,10 @@ func (m *Minter) Mint(ctx context.Context, r MintRequest) (Minted, error) {
 		out := e.minted
 		out.Scopes = slices.Clone(out.Scopes)
 		out.Reused = true
+		m.stats.hit()
 		return out, nil
 	}
+	m.stats.miss()
 
 	jti, err := newJTI()
 	if err != nil {

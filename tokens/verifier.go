@@ -65,6 +65,7 @@ type Verifier struct {
 	maxDepth int
 	now      func() time.Time
 	cache    *ristretto.Cache[string, *cachedIdentity]
+	stats    cacheCounters
 
 	stop context.CancelFunc
 	wg   sync.WaitGroup
@@ -223,8 +224,10 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Identity, error) {
 	key := string(sum[:])
 	now := v.now()
 	if c, ok := v.cache.Get(key); ok && c.key == key && now.Before(c.id.ExpiresAt) {
+		v.stats.hit()
 		return c.id, nil
 	}
+	v.stats.miss()
 	id, err := v.verify(ctx, raw)
 	if err != nil {
 		return nil, err

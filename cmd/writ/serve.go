@@ -9,6 +9,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -100,6 +103,8 @@ func serve(ctx context.Context, cfg Config, dev bool, logger *slog.Logger, stdou
 	if err != nil {
 		return err
 	}
+	// A retired key stays published for a token lifetime after every
+	// replica can have noticed the rotation (key_reload), plus a margin.
 	keyring, err := tokens.OpenKeyring(ctx, db, kek, tokens.KeyringOptions{Algorithm: cfg.Tokens.Algorithm, Retain: cfg.Tokens.MaxTTL + cfg.Tokens.KeyReload + time.Minute})
 	if err != nil {
 		return err
@@ -144,6 +149,7 @@ func serve(ctx context.Context, cfg Config, dev bool, logger *slog.Logger, stdou
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "writ_evidence_pending", Help: "Evidence records accepted and not yet durably written.",
 	}, func() float64 { return float64(evidence.Pending()) }))
+	reg.MustRegister(newCacheCollector(namedCache{"verify", verifier}, namedCache{"mint", minter}))
 	metrics := extauthz.NewMetrics(reg)
 
 	checkCfg := cfg.Check
@@ -163,6 +169,12 @@ func serve(ctx context.Context, cfg Config, dev bool, logger *slog.Logger, stdou
 	grpcServer, healthServer := newGRPCServer(srv, tlsCfg)
 	httpServer := &http.Server{Handler: srv.HTTPHandler(), TLSConfig: tlsCfg, MaxHeaderBytes: checkCfg.Defaults().MaxHeaderBytes, ReadHeaderTimeout: 10 * time.Second}
 	apiServer := &http.Server{Handler: apiHandler(keyring, evidence, reg), ReadHeaderTimeout: 10 * time.Second}
+
+	// Take SIGHUP before announcing readiness: a reload signal sent as soon
+	// as the serving line appears must never end the process.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 
 	fmt.Fprintf(stdout, "writ serving: grpc=%s http=%s api=%s issuer=%s data_dir=%s policy=%s dev=%t\n",
 		addrOf(grpcLn), addrOf(httpLn), addrOf(apiLn), cfg.Issuer, cfg.DataDir, engine.Revision(), dev)
@@ -186,7 +198,7 @@ func serve(ctx context.Context, cfg Config, dev bool, logger *slog.Logger, stdou
 	if cfg.Policies != "" {
 		g.Go(func() error { return engine.Watch(gctx, cfg.Policies) })
 	}
-	g.Go(func() error { return reloadKeys(gctx, keyring, cfg.Tokens.KeyReload, logger) })
+	g.Go(func() error { return reloadKeys(gctx, keyring, cfg.Tokens.KeyReload, hup, logger, stdout) })
 	g.Go(func() error {
 		<-gctx.Done()
 		logger.Info("writ stopping: finishing in-flight checks")
@@ -309,8 +321,10 @@ func apiHandler(keyring *tokens.Keyring, evidence *audit.Log, reg *prometheus.Re
 }
 
 // reloadKeys re-reads the signing keys so a `writ keys rotate` run against
-// the same data directory is published without a restart.
-func reloadKeys(ctx context.Context, k *tokens.Keyring, every time.Duration, logger *slog.Logger) error {
+// the same data directory is published without a restart: every interval,
+// and at once on a signal from hup (SIGHUP; then it prints the current key
+// id, so scripts and tests can wait for it).
+func reloadKeys(ctx context.Context, k *tokens.Keyring, every time.Duration, hup <-chan os.Signal, logger *slog.Logger, stdout io.Writer) error {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
@@ -321,6 +335,13 @@ func reloadKeys(ctx context.Context, k *tokens.Keyring, every time.Duration, log
 			if err := k.Reload(ctx); err != nil && ctx.Err() == nil {
 				logger.Error("signing keys not reloaded", "error", err)
 			}
+		case <-hup:
+			if err := k.Reload(ctx); err != nil {
+				logger.Error("signing keys not reloaded", "error", err)
+				continue
+			}
+			logger.Info("signing keys reloaded", "current_kid", k.CurrentKeyID())
+			fmt.Fprintf(stdout, "writ signing keys reloaded: current=%s\n", k.CurrentKeyID())
 		}
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -135,6 +136,22 @@ func TestCheckEndToEnd(t *testing.T) {
 		}
 	}
 
+	// Both Checks carried the same inbound token and asked for the same
+	// writ token: one lookup each in the verify and the mint cache per
+	// Check. The second is a hit once the first entry was admitted (the
+	// caches admit asynchronously); the mint hit is visible in the answer,
+	// which then carries the gRPC Check's token.
+	cache := cacheRequests(t, w.API)
+	for _, c := range []string{"verify", "mint"} {
+		if hits, misses := cache[c+"/hit"], cache[c+"/miss"]; hits+misses != 2 || misses < 1 {
+			t.Errorf("%s cache: %v hits, %v misses; want 2 lookups, the first a miss", c, hits, misses)
+		}
+	}
+	if reused := httpMinted == minted; (cache["mint/hit"] == 1) != reused {
+		t.Errorf("mint cache hits = %v, but the HTTP Check reused the gRPC Check's token: %v", cache["mint/hit"], reused)
+	}
+	t.Logf("writ_cache_requests_total after two Checks: %v", cache)
+
 	if err := w.Terminate(t); err != nil {
 		t.Fatalf("writ exited with %v\n%s", err, w.Stderr())
 	}
@@ -171,6 +188,37 @@ func TestCheckEndToEnd(t *testing.T) {
 	if err != nil || !strings.Contains(out, "evidence chain OK: 2 records") {
 		t.Errorf("audit verify: %v %s", err, out)
 	}
+}
+
+var cacheRequestsLine = regexp.MustCompile(`(?m)^writ_cache_requests_total\{cache="(\w+)",result="(\w+)"\} (\S+)$`)
+
+// cacheRequests scrapes /metrics and returns writ_cache_requests_total by
+// "cache/result"; every cache and result must be present.
+func cacheRequests(t *testing.T, api string) map[string]float64 {
+	t.Helper()
+	r, err := http.Get("http://" + api + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(r.Body)
+	r.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, m := range cacheRequestsLine.FindAllStringSubmatch(string(b), -1) {
+		v, err := strconv.ParseFloat(m[3], 64)
+		if err != nil {
+			t.Fatalf("%s: %v", m[0], err)
+		}
+		got[m[1]+"/"+m[2]] = v
+	}
+	for _, k := range []string{"verify/hit", "verify/miss", "mint/hit", "mint/miss"} {
+		if _, ok := got[k]; !ok {
+			t.Fatalf("/metrics has no writ_cache_requests_total for %s:\n%.3000s", k, b)
+		}
+	}
+	return got
 }
 
 func audContains(got any, want string) bool {

@@ -6,4 +6,6 @@
 //	w := writtest.Start(t, bin, writtest.Options{Issuers: []*writtest.Issuer{idp}})
 //	tok := idp.Delegated("alice", "research-bot", "tenant-a")
 //	resp, err := w.Check(ctx, writtest.ToolCall("search_issues", map[string]any{"q": "bug"}, tok))
+//	w.Signal(t, syscall.SIGHUP)                     // reload the signing keys
+//	m := w.WaitForLine(t, regexp.MustCompile(`current=(\S+)`), 30*time.Second)
 package writtest

@@ -8,6 +8,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -166,6 +167,62 @@ type Writ struct {
 	conn    *grpc.ClientConn
 	exited  chan struct{}
 	exitErr error
+	out     lines
+}
+
+// lines is writ's stdout, one entry per line, as it arrives.
+type lines struct {
+	mu      sync.Mutex
+	all     []string
+	next    int           // the first line the next WaitForLine looks at
+	closed  bool          // stdout has ended
+	changed chan struct{} // closed and replaced whenever a line arrives or stdout ends
+}
+
+func (l *lines) add(line string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.all = append(l.all, line)
+	close(l.changed)
+	l.changed = make(chan struct{})
+}
+
+func (l *lines) close() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.closed = true
+	close(l.changed)
+	l.changed = make(chan struct{})
+}
+
+// errStdoutClosed: writ's stdout ended before a line matched.
+var errStdoutClosed = errors.New("writ's stdout closed")
+
+// wait returns the submatches of the first line at or after l.next that
+// matches re, and moves l.next past it.
+func (l *lines) wait(re *regexp.Regexp, timeout time.Duration) ([]string, error) {
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for {
+		l.mu.Lock()
+		for i := l.next; i < len(l.all); i++ {
+			if m := re.FindStringSubmatch(l.all[i]); m != nil {
+				l.next = i + 1
+				l.mu.Unlock()
+				return m, nil
+			}
+		}
+		closed, changed := l.closed, l.changed
+		l.mu.Unlock()
+		if closed {
+			return nil, errStdoutClosed
+		}
+		select {
+		case <-changed:
+		case <-deadline.C:
+			return nil, fmt.Errorf("no line matching %s within %v", re, timeout)
+		}
+	}
 }
 
 var servingLine = regexp.MustCompile(`writ serving: grpc=(\S+) http=(\S+) api=(\S+) issuer=(\S+)`)
@@ -191,6 +248,7 @@ func Start(t T, bin string, opts Options) *Writ {
 		t.Fatal(err)
 	}
 	w := &Writ{Bin: bin, DataDir: dataDir, stdout: &syncBuffer{}, stderr: &syncBuffer{}, exited: make(chan struct{})}
+	w.out.changed = make(chan struct{})
 	w.cmd = exec.Command(bin, append([]string{"serve", "--config", cfgPath}, opts.Args...)...)
 	w.cmd.Stderr = w.stderr
 	pipe, err := w.cmd.StdoutPipe()
@@ -200,35 +258,33 @@ func Start(t T, bin string, opts Options) *Writ {
 	if err := w.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	ready := make(chan []string, 1)
+	// Read stdout to its end before Wait closes the pipe.
+	scanned := make(chan struct{})
 	go func() {
+		defer close(scanned)
 		sc := bufio.NewScanner(pipe)
-		sent := false
 		for sc.Scan() {
 			line := sc.Text()
 			w.stdout.Write([]byte(line + "\n"))
-			if m := servingLine.FindStringSubmatch(line); m != nil && !sent {
-				ready <- m
-				sent = true
-			}
+			w.out.add(line)
 		}
-		close(ready)
+		w.out.close()
 	}()
 	go func() {
+		<-scanned
 		w.exitErr = w.cmd.Wait()
 		close(w.exited)
 	}()
 	t.Cleanup(func() { w.Stop(t) })
-	select {
-	case m, ok := <-ready:
-		if !ok {
-			<-w.exited
-			t.Fatalf("writ exited before serving: %v\nstderr:\n%s", w.exitErr, w.stderr.String())
-		}
-		w.GRPC, w.HTTP, w.API, w.Issuer = m[1], m[2], m[3], m[4]
-	case <-time.After(60 * time.Second):
-		t.Fatalf("writ did not start within 60s\nstderr:\n%s", w.stderr.String())
+	m, err := w.out.wait(servingLine, 60*time.Second)
+	switch {
+	case errors.Is(err, errStdoutClosed):
+		<-w.exited
+		t.Fatalf("writ exited before serving: %v\nstderr:\n%s", w.exitErr, w.stderr.String())
+	case err != nil:
+		t.Fatalf("writ did not start: %v\nstderr:\n%s", err, w.stderr.String())
 	}
+	w.GRPC, w.HTTP, w.API, w.Issuer = m[1], m[2], m[3], m[4]
 	if opts.ListenExtra == "" {
 		conn, err := grpc.NewClient(w.GRPC, grpc.WithTransportCredentials(insecure.NewCredentials()))
 		if err != nil {
@@ -245,6 +301,29 @@ func (w *Writ) Client() authv3.AuthorizationClient { return authv3.NewAuthorizat
 // Check sends one CheckRequest.
 func (w *Writ) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
 	return w.Client().Check(ctx, req)
+}
+
+// WaitForLine waits until writ prints a stdout line matching re and returns
+// its submatches (m[0] is the line's match). Waits consume lines in order:
+// each looks only at lines after the one the previous wait matched (Start
+// waits for the serving line), so two waits for the same pattern need two
+// such lines. The test fails when no line matches
+// within timeout or writ's stdout ends first.
+func (w *Writ) WaitForLine(t T, re *regexp.Regexp, timeout time.Duration) []string {
+	t.Helper()
+	m, err := w.out.wait(re, timeout)
+	if err != nil {
+		t.Fatalf("%v\nstdout:\n%s\nstderr:\n%s", err, w.stdout.String(), w.stderr.String())
+	}
+	return m
+}
+
+// Signal sends sig to the writ process.
+func (w *Writ) Signal(t T, sig os.Signal) {
+	t.Helper()
+	if err := w.cmd.Process.Signal(sig); err != nil {
+		t.Fatalf("signal %v: %v", sig, err)
+	}
 }
 
 // Terminate sends SIGTERM and waits for writ to exit; it returns the exit error.
