@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"math"
 	"strconv"
+	"strings"
 	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -340,4 +341,82 @@ func protoJSONValue(msg proto.Message) (any, bool) {
 		return nil, false
 	}
 	return v, true
+}
+
+// credentialHeaders are the request headers that carry the agent's own
+// credential. Their values never reach policy: writ verifies the bearer
+// token itself and gives policy the verified identity instead.
+var credentialHeaders = map[string]bool{
+	headerAuthorization:   true,
+	"proxy-authorization": true,
+	headerTxnToken:        true,
+}
+
+// redactedCredential is what policy sees in place of a credential.
+const (
+	redactedCredential = "[redacted]"
+	redactedBearer     = "Bearer " + redactedCredential
+)
+
+// redactCredentials replaces the values of credential headers in attributes
+// (request.http.headers and request.http.headerMap, as attributesMap builds
+// them) with the scheme and "[redacted]": "Bearer eyJ..." becomes
+// "Bearer [redacted]", a value without a scheme "[redacted]". A rule that
+// asks whether a bearer token was sent keeps working; a rule that decodes
+// the token itself no longer finds one, and fails closed.
+func redactCredentials(attributes map[string]any) {
+	req, _ := attributes["request"].(map[string]any)
+	h, _ := req["http"].(map[string]any)
+	if h == nil {
+		return
+	}
+	if headers, ok := h["headers"].(map[string]any); ok {
+		for name, v := range headers {
+			if s, ok := v.(string); ok && credentialHeaders[lowerASCII(name)] {
+				headers[name] = redactValue(s)
+			}
+		}
+	}
+	hm, _ := h["headerMap"].(map[string]any)
+	list, _ := hm["headers"].([]any)
+	for _, e := range list {
+		entry, ok := e.(map[string]any)
+		if !ok {
+			continue
+		}
+		if key, _ := entry["key"].(string); !credentialHeaders[lowerASCII(key)] {
+			continue
+		}
+		if s, ok := entry["value"].(string); ok {
+			entry["value"] = redactValue(s)
+		}
+		if s, ok := entry["rawValue"].(string); ok {
+			raw, err := base64.StdEncoding.DecodeString(s)
+			if err != nil {
+				raw = nil
+			}
+			entry["rawValue"] = base64.StdEncoding.EncodeToString([]byte(redactValue(string(raw))))
+		}
+	}
+}
+
+// redactValue keeps an auth-scheme (a token of letters, digits and
+// "-._~+/" followed by white space) and replaces the rest.
+func redactValue(v string) string {
+	v = strings.TrimLeft(v, " \t")
+	i := 0
+	for i < len(v) && isSchemeByte(v[i]) {
+		i++
+	}
+	if i > 0 && i < len(v) && (v[i] == ' ' || v[i] == '\t') {
+		if v[:i] == "Bearer" {
+			return redactedBearer // the common case, without an allocation
+		}
+		return v[:i] + " " + redactedCredential
+	}
+	return redactedCredential
+}
+
+func isSchemeByte(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("-._~+/", c) >= 0
 }

@@ -1,6 +1,7 @@
 package extauthz
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"math"
 	"math/rand/v2"
@@ -467,4 +468,46 @@ func BenchmarkAttributes(b *testing.B) {
 			}
 		}
 	})
+}
+
+func TestRedactValue(t *testing.T) {
+	for in, want := range map[string]string{
+		"Bearer eyJhbGciOi.eyJzdWIi.c2ln": "Bearer [redacted]",
+		"bearer\ttoken":                   "bearer [redacted]",
+		"  Basic dXNlcjpwdw==":            "Basic [redacted]",
+		"Bearer A,Bearer B":               "Bearer [redacted]",
+		"eyJhbGciOi.eyJzdWIi.c2ln":        "[redacted]",
+		"Bearer":                          "[redacted]",
+		"":                                "[redacted]",
+		"to\"ken value":                   "[redacted]",
+	} {
+		if got := redactValue(in); got != want {
+			t.Errorf("redactValue(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// Redaction changes only credential headers; everything else stays as
+// protojson renders it.
+func TestRedactCredentialsKeepsTheRest(t *testing.T) {
+	a := &authv3.AttributeContext{Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{
+		Headers: map[string]string{"authorization": "Bearer secret", "x-other": "Bearer visible"},
+		HeaderMap: &corev3.HeaderMap{Headers: []*corev3.HeaderValue{
+			{Key: "Authorization", RawValue: []byte("Bearer secret")},
+			{Key: "x-other", RawValue: []byte("Bearer visible")},
+		}},
+	}}}
+	got := attributesMap(a)
+	redactCredentials(got)
+	want, err := viaProtojson(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want["request"].(map[string]any)["http"].(map[string]any)["headers"].(map[string]any)["authorization"] = "Bearer [redacted]"
+	want["request"].(map[string]any)["http"].(map[string]any)["headerMap"].(map[string]any)["headers"].([]any)[0].(map[string]any)["rawValue"] =
+		base64.StdEncoding.EncodeToString([]byte("Bearer [redacted]"))
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Fatalf("(-want +got):\n%s", diff)
+	}
+	redactCredentials(map[string]any{"request": "not a map"}) // must not panic
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -169,18 +170,27 @@ func bodyTooLarge(limit int) *requestError {
 //   - headers come from request.http.header_map when present (newer Envoy,
 //     raw values), else request.http.headers; repeated names are joined
 //     with ","; more than MaxHeaderBytes of names and values is a 431;
+//   - input.attributes is the CheckRequest as opa-envoy-plugin renders it,
+//     except that the values of credential headers (Authorization,
+//     Proxy-Authorization, Txn-Token) are redacted to their scheme (see
+//     redactCredentials): policy reads the verified input.identity instead;
 //   - route context comes from context_extensions (resource, tenant,
 //     sensitivity, token_profile, mcp);
 //   - parsed_path and parsed_query are computed as opa-envoy-plugin does;
 //   - the body is raw_body, else body; longer than MaxBodyBytes is a 413. It
-//     is truncated when x-envoy-auth-partial-body is "true" or
-//     request.http.size exceeds the bytes received. A truncated body is
-//     never parsed, and an MCP request with a truncated body is a 413;
+//     is truncated when x-envoy-auth-partial-body says "true" (among any
+//     repeated values) or request.http.size exceeds the bytes received. A
+//     truncated body is never parsed, and an MCP request with a truncated
+//     body is a 413;
 //   - a JSON body (content-type application/json or +json, or any body of
 //     an MCP request) becomes parsed_body; malformed JSON in an MCP request,
 //     or in a JSON object body, is a 400 with JSON-RPC -32700;
 //   - an MCP request (route mcp=true, an Mcp-Method or Mcp-Name header, or
-//     a JSON body with a top-level "jsonrpc" member) is parsed by parseMCP.
+//     a body, of any content type, that decodes to a JSON-RPC object or
+//     batch: a "jsonrpc" member in any letter case) is parsed by parseMCP,
+//     which refuses batches and miscased members;
+//   - a body that starts, after a UTF-8 byte order mark, with "{" or "[" is
+//     a 400 with JSON-RPC -32700: servers disagree on whether it is JSON.
 func describe(req *authv3.CheckRequest, limits Limits) (*description, error) {
 	attrs := req.GetAttributes()
 	if attrs == nil {
@@ -233,8 +243,10 @@ func describe(req *authv3.CheckRequest, limits Limits) (*description, error) {
 		return nil, &requestError{Status: http.StatusBadRequest, Message: msgInvalidPath}
 	}
 
+	attributes := attributesMap(attrs)
+	redactCredentials(attributes)
 	input := &policies.Input{
-		Attributes:  attributesMap(attrs),
+		Attributes:  attributes,
 		ParsedPath:  parsedPath,
 		ParsedQuery: parsedQuery,
 		Resource:    resource,
@@ -248,7 +260,7 @@ func describe(req *authv3.CheckRequest, limits Limits) (*description, error) {
 	if len(body) > limits.MaxBodyBytes {
 		return nil, bodyTooLarge(limits.MaxBodyBytes)
 	}
-	truncated := headers[hdrPartialBody] == "true" ||
+	truncated := partialBody(headers[hdrPartialBody]) ||
 		(httpReq.GetSize() > 0 && httpReq.GetSize() > int64(len(body)))
 
 	_, hasMethodHeader := headers[hdrMCPMethod]
@@ -265,7 +277,8 @@ func describe(req *authv3.CheckRequest, limits Limits) (*description, error) {
 	}
 
 	contentJSON := isJSONContentType(headers[hdrContentType])
-	trimmed := bytes.TrimSpace(body)
+	lead, bom := jsonLead(body)
+	structured := lead == '{' || lead == '['
 	switch {
 	case looksMCP:
 		// Every body of an MCP request is JSON-RPC, whatever its content
@@ -274,27 +287,85 @@ func describe(req *authv3.CheckRequest, limits Limits) (*description, error) {
 			return nil, err
 		}
 		return d, nil
-	case contentJSON && len(trimmed) > 0:
+	case structured && bom:
+		// Servers disagree on a byte order mark: some strip it and run the
+		// call, writ's decoder refuses it. Refuse rather than guess.
+		return nil, &requestError{Status: http.StatusBadRequest, Code: rpcParseError, Message: msgParseError}
+	case structured || (contentJSON && lead != 0):
+		// A body that looks like a JSON object or array is decoded whatever
+		// its content type: many MCP servers parse JSON without checking
+		// it, so a JSON-RPC call must not hide behind text/plain.
 		v, err := decodeJSON(body)
 		if err != nil {
-			if trimmed[0] == '{' {
+			if contentJSON && lead == '{' {
 				return nil, &requestError{Status: http.StatusBadRequest, Code: rpcParseError, Message: msgParseError}
 			}
 			return d, nil
 		}
-		if obj, ok := v.(map[string]any); ok {
-			if _, ok := obj["jsonrpc"]; ok {
-				// A JSON-RPC body on a route not marked MCP is still
-				// described as MCP, so that tool rules apply to it.
-				if err := d.describeMCP(body, headers); err != nil {
-					return nil, err
-				}
-				return d, nil
+		if isJSONRPC(v) {
+			// A JSON-RPC body on a route not marked MCP is still described
+			// as MCP, so that tool rules apply to it; a batch is refused.
+			if err := d.describeMCP(body, headers); err != nil {
+				return nil, err
 			}
+			return d, nil
 		}
-		input.ParsedBody = v
+		if contentJSON {
+			input.ParsedBody = v
+		}
 	}
 	return d, nil
+}
+
+// partialBody reads x-envoy-auth-partial-body. Envoy sets it to "true" or
+// "false"; a repeated header (the agent's own copy beside Envoy's) arrives
+// joined with ",", and any "true" in it means the body is partial.
+func partialBody(v string) bool {
+	for part := range strings.SplitSeq(v, ",") {
+		if strings.EqualFold(strings.TrimSpace(part), "true") {
+			return true
+		}
+	}
+	return false
+}
+
+var utf8BOM = []byte{0xef, 0xbb, 0xbf}
+
+// jsonLead returns the first byte of body after JSON white space, and
+// whether a UTF-8 byte order mark came before it. It is 0 for a body of
+// white space only.
+func jsonLead(body []byte) (lead byte, bom bool) {
+	b := bytes.TrimLeft(body, " \t\r\n")
+	if bytes.HasPrefix(b, utf8BOM) {
+		bom = true
+		b = bytes.TrimLeft(b[len(utf8BOM):], " \t\r\n")
+	}
+	if len(b) == 0 {
+		return 0, bom
+	}
+	return b[0], bom
+}
+
+// isJSONRPC reports a decoded body a JSON-RPC server would take as a
+// request, response or batch: an object with a member whose name is
+// "jsonrpc" in any letter case (servers that match member names
+// case-insensitively read it), or an array holding one.
+func isJSONRPC(v any) bool {
+	switch t := v.(type) {
+	case map[string]any:
+		for k := range t {
+			if strings.EqualFold(k, "jsonrpc") {
+				return true
+			}
+		}
+	case []any:
+		for _, e := range t {
+			if obj, ok := e.(map[string]any); ok && isJSONRPC(obj) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // describeMCP parses a JSON-RPC body strictly and fills the MCP facts and
@@ -325,6 +396,7 @@ func requestHeaders(h *authv3.AttributeContext_HttpRequest) (map[string]string, 
 	if hm := h.GetHeaderMap(); hm != nil && len(hm.GetHeaders()) > 0 {
 		list := hm.GetHeaders()
 		out := make(map[string]string, len(list))
+		var repeated map[string][]string // values of names seen more than once
 		for _, hv := range list {
 			name := lowerASCII(hv.GetKey())
 			value := hv.GetValue()
@@ -333,10 +405,21 @@ func requestHeaders(h *authv3.AttributeContext_HttpRequest) (map[string]string, 
 			}
 			size += len(name) + len(value)
 			if prev, ok := out[name]; ok {
-				out[name] = prev + "," + value
+				// Joined once at the end: joining as they come would copy
+				// the growing value again for every repeat.
+				if repeated == nil {
+					repeated = make(map[string][]string)
+				}
+				if _, ok := repeated[name]; !ok {
+					repeated[name] = []string{prev}
+				}
+				repeated[name] = append(repeated[name], value)
 				continue
 			}
 			out[name] = value
+		}
+		for name, values := range repeated {
+			out[name] = strings.Join(values, ",")
 		}
 		return out, size
 	}
@@ -353,15 +436,21 @@ func requestHeaders(h *authv3.AttributeContext_HttpRequest) (map[string]string, 
 		// with the CheckRequest, and only ever read.
 		return in, size
 	}
-	out := make(map[string]string, len(in))
-	for name, value := range in {
+	// Envoy never sends mixed-case names; join rather than lose one, in
+	// name order so that the result does not depend on map order.
+	names := make([]string, 0, len(in))
+	for name := range in {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	grouped := make(map[string][]string, len(in))
+	for _, name := range names {
 		l := lowerASCII(name)
-		if prev, ok := out[l]; ok {
-			// Envoy never sends mixed-case names; join rather than lose one.
-			out[l] = prev + "," + value
-			continue
-		}
-		out[l] = value
+		grouped[l] = append(grouped[l], in[name])
+	}
+	out := make(map[string]string, len(grouped))
+	for l, values := range grouped {
+		out[l] = strings.Join(values, ",")
 	}
 	return out, size
 }

@@ -161,7 +161,10 @@ func validUTF8(s string) string {
 // An OK response (status code 0, or no status) is 200 with each header to
 // set as a response header (added rather than replaced when its append is
 // true), x-envoy-auth-headers-to-remove listing headers_to_remove, and
-// response_headers_to_add as response headers too. Anything else denies:
+// response_headers_to_add as response headers too, except those named like
+// a header to set or x-envoy-auth-headers-to-remove: in this mode the
+// upstream request's headers and the agent's response headers share one
+// set of names, and the upstream's win. Anything else denies:
 // the denied response's status (403 when unset, or when it would not read
 // as a denial: below 300 or above 599), its headers and its body. A nil
 // response is a 403. Query-parameter mutations and dynamic metadata have no
@@ -170,13 +173,21 @@ func writeHTTPResponse(w http.ResponseWriter, resp *authv3.CheckResponse) {
 	h := w.Header()
 	if resp != nil && resp.GetStatus().GetCode() == int32(code.Code_OK) {
 		ok := resp.GetOkResponse()
+		// Upstream headers and the removal list own their names: a header
+		// for the agent's response with the same name is left out, since
+		// Envoy could not tell the two apart.
+		reserved := map[string]bool{http.CanonicalHeaderKey(hdrAuthHeadersToRemove): true}
 		for _, hv := range ok.GetHeaders() {
 			setHeader(h, hv)
+			reserved[http.CanonicalHeaderKey(hv.GetHeader().GetKey())] = true
 		}
 		if remove := ok.GetHeadersToRemove(); len(remove) > 0 {
 			h.Set(hdrAuthHeadersToRemove, strings.Join(remove, ","))
 		}
 		for _, hv := range ok.GetResponseHeadersToAdd() {
+			if reserved[http.CanonicalHeaderKey(hv.GetHeader().GetKey())] {
+				continue
+			}
 			setHeader(h, hv)
 		}
 		w.WriteHeader(http.StatusOK)

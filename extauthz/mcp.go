@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/gowebpki/jcs"
@@ -29,6 +30,11 @@ var (
 // maxRPCDepth bounds the nesting of a JSON-RPC body. MCP arguments are
 // shallow documents; a deeper body is refused before it costs anything.
 const maxRPCDepth = 64
+
+// maxNameBytes bounds a call's name or uri. The name is copied into the
+// evidence record, the decision's log line and, by the built-in policy, the
+// writ token's scope; MCP asks tool names to stay within 128 characters.
+const maxNameBytes = 2048
 
 // The members of a JSON-RPC request object and of an MCP call's params
 // that writ reads. A key that differs from one of them only by case is
@@ -55,7 +61,9 @@ var (
 //     is not a string, number or null: 400, -32600;
 //   - tools/call and prompts/get without a string params.name, or with
 //     params.arguments other than an object; resources/read, subscribe and
-//     unsubscribe without a string params.uri: 400, -32602;
+//     unsubscribe without a string params.uri; a name or uri longer than
+//     maxNameBytes, or holding white space, control or format characters
+//     (see validName): 400, -32602;
 //   - an Mcp-Method header that differs from method, an Mcp-Name header
 //     that differs from the name or uri (or is sent for a call that has
 //     none), either header without a JSON-RPC body, or a header value that
@@ -259,7 +267,7 @@ func mcpFromBody(v any, headers map[string]string) (*policies.MCP, json.RawMessa
 	switch {
 	case namedByName[method]:
 		name, ok := params["name"].(string)
-		if !isObject || !ok || name == "" {
+		if !isObject || !ok || !validName(name) {
 			return nil, nil, rpcError(rpcInvalidParams, id, msgInvalidParams)
 		}
 		call.Name, hasName = name, true
@@ -272,7 +280,7 @@ func mcpFromBody(v any, headers map[string]string) (*policies.MCP, json.RawMessa
 		}
 	case namedByURI[method]:
 		uri, ok := params["uri"].(string)
-		if !isObject || !ok || uri == "" {
+		if !isObject || !ok || !validName(uri) {
 			return nil, nil, rpcError(rpcInvalidParams, id, msgInvalidParams)
 		}
 		call.Name, hasName = uri, true
@@ -282,6 +290,30 @@ func mcpFromBody(v any, headers map[string]string) (*policies.MCP, json.RawMessa
 		return nil, nil, err
 	}
 	return call, id, nil
+}
+
+// validName reports whether a call's name or uri is one writ decides on:
+// non-empty, at most maxNameBytes, and free of white space (Unicode
+// White_Space and space separators), control characters and format
+// characters. Policies copy the name into space-separated scope claims,
+// where a space would grant a second scope, and into approval messages,
+// where a bidirectional override or an invisible character would show a
+// human approver another name than the one called. MCP tool names are
+// letters, digits, "_", "-" and "."; a URI has no such characters either
+// (RFC 3986 needs them percent-encoded).
+func validName(s string) bool {
+	if s == "" || len(s) > maxNameBytes {
+		return false
+	}
+	for _, r := range s {
+		if r < 0x21 || r == 0x7f {
+			return false
+		}
+		if r >= 0x80 && (unicode.IsSpace(r) || unicode.In(r, unicode.Cc, unicode.Cf, unicode.Z)) {
+			return false
+		}
+	}
+	return true
 }
 
 // checkMCPHeaders compares the Mcp-Method and Mcp-Name headers, when

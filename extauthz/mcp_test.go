@@ -168,6 +168,38 @@ func TestParseMCP(t *testing.T) {
 			wantErr: &requestError{Status: 400, Code: -32600, Message: "invalid request"},
 		},
 		{
+			name:     "name at the length limit",
+			body:     `{"jsonrpc":"2.0","id":6,"method":"tools/call","params":{"name":"` + strings.Repeat("n", maxNameBytes) + `"}}`,
+			wantCall: &policies.MCP{Method: "tools/call", Name: strings.Repeat("n", maxNameBytes)},
+			wantID:   "6",
+		},
+		{
+			name:     "uri with letters beyond ASCII",
+			body:     `{"jsonrpc":"2.0","id":6,"method":"resources/read","params":{"uri":"file:///Dokumente/Übersicht.md"}}`,
+			wantCall: &policies.MCP{Method: "resources/read", Name: "file:///Dokumente/Übersicht.md"},
+			wantID:   "6",
+		},
+		{
+			name:    "name over the length limit",
+			body:    `{"jsonrpc":"2.0","id":6,"method":"tools/call","params":{"name":"` + strings.Repeat("n", maxNameBytes+1) + `"}}`,
+			wantErr: &requestError{Status: 400, Code: -32602, ID: json.RawMessage("6"), Message: "invalid params"},
+		},
+		{
+			name:    "name with a space (a second scope in the writ token)",
+			body:    `{"jsonrpc":"2.0","id":6,"method":"tools/call","params":{"name":"x mcp:tools:delete_repo"}}`,
+			wantErr: &requestError{Status: 400, Code: -32602, ID: json.RawMessage("6"), Message: "invalid params"},
+		},
+		{
+			name:    "name with a bidirectional override",
+			body:    `{"jsonrpc":"2.0","id":6,"method":"prompts/get","params":{"name":"search\u202eoper_eteled"}}`,
+			wantErr: &requestError{Status: 400, Code: -32602, ID: json.RawMessage("6"), Message: "invalid params"},
+		},
+		{
+			name:    "uri with an escaped newline",
+			body:    `{"jsonrpc":"2.0","id":6,"method":"resources/read","params":{"uri":"file:///a\nb"}}`,
+			wantErr: &requestError{Status: 400, Code: -32602, ID: json.RawMessage("6"), Message: "invalid params"},
+		},
+		{
 			name:    "name of the wrong type",
 			body:    readMCPFixture(t, "name_not_string.json"),
 			wantErr: &requestError{Status: 400, Code: -32602, ID: json.RawMessage("6"), Message: "invalid params"},

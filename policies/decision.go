@@ -46,9 +46,28 @@ func valueTypeName(v ast.Value) string {
 	}
 }
 
+// decisionKeys are the keys of the decision documents as terms, made once
+// so that reading a decision allocates none.
+var decisionKeys = func() map[string]*ast.Term {
+	keys := map[string]*ast.Term{}
+	for _, k := range []string{
+		"allow", "reason", "scopes", "audience", "ttl", "profile", "approval", "required",
+		"binding_message", "approvers", "credential", "backend", "ref", "header", "format",
+		"headers", "response_headers", "remove_headers", "http_status", "body", "dynamic_metadata",
+		"allowed", "response_headers_to_add", "request_headers_to_remove",
+	} {
+		keys[k] = ast.StringTerm(k)
+	}
+	return keys
+}()
+
 // field returns obj[key] or nil.
 func field(obj ast.Object, key string) ast.Value {
-	t := obj.Get(ast.InternedTerm(key))
+	k := decisionKeys[key]
+	if k == nil {
+		k = ast.StringTerm(key)
+	}
+	t := obj.Get(k)
 	if t == nil {
 		return nil
 	}

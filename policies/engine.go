@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/metrics"
 	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/storage"
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
@@ -59,7 +60,7 @@ type revision struct {
 	id    string
 	envoy bool // the query is data.envoy.authz.allow
 	query rego.PreparedEvalQuery
-	use   inputUse // the input members the policy can read
+	need  *need // what of input the policy can read
 }
 
 // NewEngine returns an engine serving the embedded default policy.
@@ -179,7 +180,7 @@ func prepare(ctx context.Context, b Bundle, dir string) (*revision, error) {
 		}
 		return nil, fmt.Errorf("%w: prepare %s: %w", ErrCompile, query, err)
 	}
-	return &revision{id: id, envoy: query.Equal(envoyEntrypoint), query: pq, use: inputUseOf(compiler)}, nil
+	return &revision{id: id, envoy: query.Equal(envoyEntrypoint), query: pq, need: inputNeedOf(compiler)}, nil
 }
 
 // parseModules parses Rego v1 modules, reporting every file that fails.
@@ -238,16 +239,30 @@ func astErrorsText(errs ast.Errors) string {
 // decision and the revision that made it. A policy that produces no
 // decision denies ("policy returned no decision"); that is not an error.
 // Errors wrap ErrEvaluation or ErrDecisionType; the caller must deny.
+// Only what the policy can read of in is converted; in.AttributesFunc is
+// called at most once, and only when the policy can read input.attributes.
 func (e *Engine) Decide(ctx context.Context, in *Input) (Decision, string, error) {
 	rev := e.current.Load()
 	if in == nil {
 		in = &Input{}
 	}
-	input, err := in.astValue(rev.use)
+	input, err := in.astValue(rev.need)
 	if err != nil {
 		return Decision{}, rev.id, err
 	}
-	rs, err := rev.query.Eval(ctx, rego.EvalParsedInput(input))
+	if ctx.Err() != nil {
+		return Decision{}, rev.id, evalError(ctx, ctx.Err())
+	}
+	// Without these options OPA starts a goroutine per evaluation to watch
+	// ctx and fills a fresh metrics set nobody reads.
+	cancel := topdown.NewCancel()
+	stop := context.AfterFunc(ctx, cancel.Cancel)
+	rs, err := rev.query.Eval(ctx,
+		rego.EvalParsedInput(input),
+		rego.EvalExternalCancel(cancel),
+		rego.EvalMetrics(metrics.NoOp()),
+	)
+	stop()
 	if err != nil {
 		return Decision{}, rev.id, evalError(ctx, err)
 	}

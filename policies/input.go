@@ -3,6 +3,9 @@ package policies
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
+	"strings"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 )
@@ -15,11 +18,16 @@ import (
 // object. Every context extension appears in resource beside id, tenant and
 // sensitivity, which win over an extension of the same name.
 //
-// Decide builds the same document directly as an OPA value, which is faster;
-// Value is for logging, tests and tools.
+// Attributes come from AttributesFunc when Attributes is nil. Decide builds
+// the same document directly as an OPA value, holding only what the policy
+// can read, which is faster; Value is for logging, tests and tools.
 func (in *Input) Value() map[string]any {
 	m := make(map[string]any, 9)
-	m["attributes"] = orEmptyObject(in.Attributes)
+	attrs := in.Attributes
+	if attrs == nil && in.AttributesFunc != nil {
+		attrs = in.AttributesFunc()
+	}
+	m["attributes"] = orEmptyObject(attrs)
 	path := make([]any, len(in.ParsedPath))
 	for i, s := range in.ParsedPath {
 		path[i] = s
@@ -121,118 +129,209 @@ var (
 	keyStatus        = ast.StringTerm("status")
 )
 
-// inputUse records which of the input's bulky members a policy can read.
-// A member no rule can reach is left out of the value Decide evaluates,
-// which the policy cannot observe; the rest are converted in full. (OPA's
-// lazily converted objects would be simpler, but they let
-// `with input.x as y` leak outside its expression.)
-type inputUse struct {
-	attributes, parsedBody, claims, arguments bool
+// need is the part of an input value a policy can read: all of it, or only
+// the named members. A member present with no members of its own is read
+// only for whether it exists (`input.identity`, `not input.identity`): it is
+// built, but nothing inside it is. The value Decide evaluates holds exactly
+// what the policy can read, which the policy cannot tell apart from the
+// whole input; everything else is never converted or checked. (OPA's lazily
+// converted objects would be simpler, but they let `with input.x as y` leak
+// outside its expression.)
+type need struct {
+	all     bool
+	members map[string]*need
 }
 
-var allInput = inputUse{attributes: true, parsedBody: true, claims: true, arguments: true}
+// needAll is the need of a value read in full.
+var needAll = &need{all: true}
 
-// Paths of the bulky input members.
-var (
-	pathAttributes = ast.MustParseRef("input.attributes")
-	pathParsedBody = ast.MustParseRef("input.parsed_body")
-	pathClaims     = ast.MustParseRef("input.identity.claims")
-	pathArguments  = ast.MustParseRef("input.mcp.arguments")
-)
+// member returns the need of member k, nil when the policy cannot read it.
+func (n *need) member(k string) *need {
+	switch {
+	case n == nil:
+		return nil
+	case n.all:
+		return needAll
+	default:
+		return n.members[k]
+	}
+}
 
-// inputUseOf finds the input members the compiled modules can read: a
-// member is needed when some reference to input may overlap it (`input`,
-// `input.identity`, `input[k]` or `input.attributes.request` all reach
-// input.attributes).
-func inputUseOf(c *ast.Compiler) inputUse {
-	var use inputUse
-	for _, m := range c.Modules {
-		ast.WalkRefs(m, func(r ast.Ref) bool {
-			if !r[0].Equal(ast.InputRootDocument) {
+// capacity is how many members an object of at most full members will
+// hold under n.
+func (n *need) capacity(full int) int {
+	if n.all {
+		return full
+	}
+	return min(full, len(n.members))
+}
+
+// add records a read of ref, an input reference. Its path is followed while
+// its terms are strings; from the first other term (a variable, a number,
+// a nested reference) everything below is needed. A reference read only
+// for whether it exists needs nothing below its end.
+func (n *need) add(ref ast.Ref, existence bool) {
+	for _, t := range ref[1:] {
+		if n.all {
+			return
+		}
+		k, ok := t.Value.(ast.String)
+		if !ok {
+			n.all, n.members = true, nil
+			return
+		}
+		m := n.members[string(k)]
+		if m == nil {
+			m = &need{}
+			if n.members == nil {
+				n.members = map[string]*need{}
+			}
+			n.members[string(k)] = m
+		}
+		n = m
+	}
+	if !existence {
+		n.all, n.members = true, nil
+	}
+}
+
+// String renders the need for tests: "*" for all, else the members in order.
+func (n *need) String() string {
+	if n.all {
+		return "*"
+	}
+	var b strings.Builder
+	b.WriteByte('{')
+	for i, k := range slices.Sorted(maps.Keys(n.members)) {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(k)
+		if m := n.members[k]; m.all || len(m.members) > 0 {
+			b.WriteByte(':')
+			b.WriteString(m.String())
+		}
+	}
+	b.WriteByte('}')
+	return b.String()
+}
+
+// inputNeedOf finds what of input the compiled modules can read. Every
+// reference to input counts, with its path up to its first non-string term
+// (`input[k]` reaches all of input, `input.mcp[k]` all of input.mcp), and
+// nested references count on their own. A reference that is a whole
+// expression (`input.identity`, `not input.identity`) is read only for
+// whether it exists: writ's input objects are never false, so what they
+// hold cannot change the outcome.
+func inputNeedOf(c *ast.Compiler) *need {
+	root := &need{}
+	var walk func(x any)
+	vis := ast.NewGenericVisitor(func(x any) bool {
+		switch x := x.(type) {
+		case *ast.Expr:
+			t, ok := x.Terms.(*ast.Term)
+			if !ok {
 				return false
 			}
-			use.attributes = use.attributes || overlaps(r, pathAttributes)
-			use.parsedBody = use.parsedBody || overlaps(r, pathParsedBody)
-			use.claims = use.claims || overlaps(r, pathClaims)
-			use.arguments = use.arguments || overlaps(r, pathArguments)
-			return false
-		})
-	}
-	return use
-}
-
-// overlaps reports whether ref may address path or something in or above it.
-func overlaps(ref, path ast.Ref) bool {
-	for i := 1; i < min(len(ref), len(path)); i++ {
-		if ref[i].IsGround() && !ref[i].Equal(path[i]) {
-			return false
+			ref, ok := t.Value.(ast.Ref)
+			if !ok || !ref.HasPrefix(ast.InputRootRef) {
+				return false
+			}
+			root.add(ref, true)
+			for _, t := range ref[1:] {
+				walk(t)
+			}
+			for _, w := range x.With {
+				walk(w)
+			}
+			return true
+		case ast.Ref:
+			if x.HasPrefix(ast.InputRootRef) {
+				root.add(x, false)
+			}
+		}
+		return false
+	})
+	walk = vis.Walk
+	for _, m := range c.Modules {
+		for _, r := range m.Rules {
+			walk(r)
 		}
 	}
-	return true
+	return root
 }
 
-// astValue builds the same document as Value directly as an OPA value,
-// without the intermediate maps; it is what Decide evaluates. Members
-// the policy cannot read (see inputUse) are left out.
-func (in *Input) astValue(use inputUse) (ast.Value, error) {
-	n := 5
-	for _, set := range [...]bool{in.Identity != nil, in.MCP != nil, in.Resource != nil, in.Approval != nil} {
-		if set {
-			n++
-		}
-	}
-	obj := ast.NewObjectWithCapacity(n)
+// astValue builds the document Value describes directly as an OPA value,
+// without the intermediate maps, holding only what n says the policy can
+// read; it is what Decide evaluates. It calls AttributesFunc when the
+// policy can read input.attributes and Attributes is nil.
+func (in *Input) astValue(n *need) (ast.Value, error) {
+	obj := ast.NewObjectWithCapacity(9)
 
-	var err error
-	if use.attributes {
-		attrs, err := anyValue(in.Attributes, "input.attributes")
+	if m := n.member("attributes"); m != nil {
+		attrs := in.Attributes
+		if attrs == nil && in.AttributesFunc != nil {
+			attrs = in.AttributesFunc()
+		}
+		v, err := prunedValue(attrs, m, "input.attributes", 0)
 		if err != nil {
 			return nil, err
 		}
-		obj.Insert(keyAttributes, ast.NewTerm(attrs))
+		obj.Insert(keyAttributes, ast.NewTerm(v))
 	}
-	obj.Insert(keyParsedPath, ast.NewTerm(stringArray(in.ParsedPath)))
-	query := ast.NewObjectWithCapacity(len(in.ParsedQuery))
-	for k, vs := range in.ParsedQuery {
-		query.Insert(ast.InternedTerm(k), ast.NewTerm(stringArray(vs)))
+	if n.member("parsed_path") != nil {
+		obj.Insert(keyParsedPath, ast.NewTerm(stringArray(in.ParsedPath)))
 	}
-	obj.Insert(keyParsedQuery, ast.NewTerm(query))
-	if use.parsedBody {
+	if m := n.member("parsed_query"); m != nil {
+		query := ast.NewObjectWithCapacity(len(in.ParsedQuery))
+		for k, vs := range in.ParsedQuery {
+			if m.member(k) != nil {
+				query.Insert(ast.InternedTerm(k), ast.NewTerm(stringArray(vs)))
+			}
+		}
+		obj.Insert(keyParsedQuery, ast.NewTerm(query))
+	}
+	if m := n.member("parsed_body"); m != nil {
 		body := ast.Value(ast.NullValue)
 		if in.ParsedBody != nil {
-			if body, err = anyValue(in.ParsedBody, "input.parsed_body"); err != nil {
+			var err error
+			if body, err = prunedValue(in.ParsedBody, m, "input.parsed_body", 0); err != nil {
 				return nil, err
 			}
 		}
 		obj.Insert(keyParsedBody, ast.NewTerm(body))
 	}
-	obj.Insert(keyTruncatedBody, ast.InternedTerm(in.TruncatedBody))
+	if n.member("truncated_body") != nil {
+		obj.Insert(keyTruncatedBody, ast.InternedTerm(in.TruncatedBody))
+	}
 
-	if id := in.Identity; id != nil {
-		o := ast.NewObjectWithCapacity(9)
-		insertString(o, keyUser, id.User)
-		insertString(o, keyAgent, id.Agent)
-		insertString(o, keyTenant, id.Tenant)
-		o.Insert(keyActors, ast.NewTerm(stringArray(id.Actors)))
-		insertString(o, keyIssuer, id.Issuer)
-		o.Insert(keyScopes, ast.NewTerm(stringArray(id.Scopes)))
-		insertString(o, keySPIFFEID, id.SPIFFEID)
-		if use.claims {
-			claims, err := anyValue(id.Claims, "input.identity.claims")
+	if id, m := in.Identity, n.member("identity"); id != nil && m != nil {
+		o := ast.NewObjectWithCapacity(m.capacity(9))
+		insertString(o, m, keyUser, id.User)
+		insertString(o, m, keyAgent, id.Agent)
+		insertString(o, m, keyTenant, id.Tenant)
+		insertStrings(o, m, keyActors, id.Actors)
+		insertString(o, m, keyIssuer, id.Issuer)
+		insertStrings(o, m, keyScopes, id.Scopes)
+		insertString(o, m, keySPIFFEID, id.SPIFFEID)
+		if cm := m.member("claims"); cm != nil {
+			claims, err := prunedValue(id.Claims, cm, "input.identity.claims", 0)
 			if err != nil {
 				return nil, err
 			}
 			o.Insert(keyClaims, ast.NewTerm(claims))
 		}
-		o.Insert(keyDev, ast.InternedTerm(id.Dev))
+		if m.member("dev") != nil {
+			o.Insert(keyDev, ast.InternedTerm(id.Dev))
+		}
 		obj.Insert(keyIdentity, ast.NewTerm(o))
 	}
-	if c := in.MCP; c != nil {
-		o := ast.NewObjectWithCapacity(3)
-		insertString(o, keyMethod, c.Method)
-		insertString(o, keyName, c.Name)
-		if use.arguments {
-			args, err := anyValue(c.Arguments, "input.mcp.arguments")
+	if c, m := in.MCP, n.member("mcp"); c != nil && m != nil {
+		o := ast.NewObjectWithCapacity(m.capacity(3))
+		insertString(o, m, keyMethod, c.Method)
+		insertString(o, m, keyName, c.Name)
+		if am := m.member("arguments"); am != nil {
+			args, err := prunedValue(c.Arguments, am, "input.mcp.arguments", 0)
 			if err != nil {
 				return nil, err
 			}
@@ -240,31 +339,41 @@ func (in *Input) astValue(use inputUse) (ast.Value, error) {
 		}
 		obj.Insert(keyMCP, ast.NewTerm(o))
 	}
-	if r := in.Resource; r != nil {
-		o := ast.NewObjectWithCapacity(len(r.Extensions) + 3)
+	if r, m := in.Resource, n.member("resource"); r != nil && m != nil {
+		o := ast.NewObjectWithCapacity(m.capacity(len(r.Extensions) + 3))
 		for k, v := range r.Extensions {
 			if v == "" || (k == "id" && r.ID != "") || (k == "tenant" && r.Tenant != "") || (k == "sensitivity" && r.Sensitivity != "") {
 				continue // empty, or the typed field wins
 			}
-			o.Insert(ast.InternedTerm(k), ast.InternedTerm(v))
+			if m.member(k) != nil {
+				o.Insert(ast.InternedTerm(k), ast.InternedTerm(v))
+			}
 		}
-		insertString(o, keyID, r.ID)
-		insertString(o, keyTenant, r.Tenant)
-		insertString(o, keySensitivity, r.Sensitivity)
+		insertString(o, m, keyID, r.ID)
+		insertString(o, m, keyTenant, r.Tenant)
+		insertString(o, m, keySensitivity, r.Sensitivity)
 		obj.Insert(keyResource, ast.NewTerm(o))
 	}
-	if a := in.Approval; a != nil {
-		o := ast.NewObjectWithCapacity(2)
-		insertString(o, keyID, a.ID)
-		insertString(o, keyStatus, a.Status)
+	if a, m := in.Approval, n.member("approval"); a != nil && m != nil {
+		o := ast.NewObjectWithCapacity(m.capacity(2))
+		insertString(o, m, keyID, a.ID)
+		insertString(o, m, keyStatus, a.Status)
 		obj.Insert(keyApproval, ast.NewTerm(o))
 	}
 	return obj, nil
 }
 
-func insertString(o ast.Object, k *ast.Term, v string) {
-	if v != "" {
+// insertString sets o[k] to v when v is not empty and n can read k.
+func insertString(o ast.Object, n *need, k *ast.Term, v string) {
+	if v != "" && n.member(string(k.Value.(ast.String))) != nil {
 		o.Insert(k, ast.InternedTerm(v))
+	}
+}
+
+// insertStrings sets o[k] to the array ss when n can read k.
+func insertStrings(o ast.Object, n *need, k *ast.Term, ss []string) {
+	if n.member(string(k.Value.(ast.String))) != nil {
+		o.Insert(k, ast.NewTerm(stringArray(ss)))
 	}
 }
 
@@ -276,13 +385,51 @@ func stringArray(ss []string) *ast.Array {
 	return ast.NewArray(terms...)
 }
 
-// anyValue converts a JSON-shaped Go value; a nil map becomes {}. Values
-// that are not JSON data are rejected by name, never quoted.
-func anyValue(x any, at string) (ast.Value, error) {
-	if m, ok := x.(map[string]any); x == nil || ok && m == nil {
+// prunedValue converts the parts of a JSON-shaped Go value that n can
+// read: an object keeps only the members n names, anything else is
+// converted whole. A nil map becomes {}.
+func prunedValue(x any, n *need, at string, depth int) (ast.Value, error) {
+	if n.all {
+		return anyValue(x, at, depth)
+	}
+	if depth > maxInputDepth {
+		return nil, fmt.Errorf("%w: %s is nested more than %d levels deep", ErrEvaluation, at, maxInputDepth)
+	}
+	switch x := x.(type) {
+	case map[string]any:
+		o := ast.NewObjectWithCapacity(len(n.members))
+		for k, m := range n.members {
+			v, ok := x[k]
+			if !ok {
+				continue
+			}
+			pv, err := prunedValue(v, m, at, depth+1)
+			if err != nil {
+				return nil, err
+			}
+			o.Insert(ast.InternedTerm(k), ast.NewTerm(pv))
+		}
+		return o, nil
+	case map[string]string:
+		o := ast.NewObjectWithCapacity(len(n.members))
+		for k := range n.members {
+			if v, ok := x[k]; ok {
+				o.Insert(ast.InternedTerm(k), ast.InternedTerm(v))
+			}
+		}
+		return o, nil
+	}
+	return anyValue(x, at, depth)
+}
+
+// anyValue converts a JSON-shaped Go value found depth levels inside the
+// member named at; the member itself, when nil, becomes {}. Values that
+// are not JSON data are rejected by name, never quoted.
+func anyValue(x any, at string, depth int) (ast.Value, error) {
+	if m, ok := x.(map[string]any); depth == 0 && (x == nil || ok && m == nil) {
 		return ast.NewObject(), nil
 	}
-	if err := checkJSON(x, at, 0); err != nil {
+	if err := checkJSON(x, at, depth); err != nil {
 		return nil, err
 	}
 	v, err := ast.InterfaceToValue(x)

@@ -163,3 +163,72 @@ func TestPolicyReadsInputMembers(t *testing.T) {
 		})
 	}
 }
+
+// TestAttributesFunc: the engine builds input.attributes on demand, once,
+// and only for a policy that can read them.
+func TestAttributesFunc(t *testing.T) {
+	attrs := map[string]any{"request": map[string]any{"http": map[string]any{"method": "POST"}}}
+	tests := []struct {
+		name   string
+		policy string // empty: the default policy
+		// set also fills Attributes, which then wins over the func.
+		set       bool
+		wantCalls int
+		wantAllow bool
+	}{
+		{name: "policy reads input.attributes",
+			policy:    `input.attributes.request.http.method == "POST"`,
+			wantCalls: 1, wantAllow: true},
+		{name: "read twice, built once",
+			policy:    `input.attributes.request.http.method == "POST"; count(input.attributes) == 1`,
+			wantCalls: 1, wantAllow: true},
+		{name: "policy reads input as a whole",
+			policy:    `object.get(input, ["attributes", "request", "http", "method"], "") == "POST"`,
+			wantCalls: 1, wantAllow: true},
+		{name: "policy reads input through a variable key",
+			policy:    `some k; k == "attributes"; input[k].request.http.method == "POST"`,
+			wantCalls: 1, wantAllow: true},
+		{name: "Attributes already set",
+			policy: `input.attributes.request.http.method == "POST"`,
+			set:    true, wantCalls: 0, wantAllow: true},
+		{name: "policy never reads input.attributes",
+			policy:    `input.mcp.method == "tools/call"`,
+			wantCalls: 0, wantAllow: true},
+		{name: "default policy", wantCalls: 0, wantAllow: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := policies.NewEngine(policies.Options{})
+			if tt.policy != "" {
+				e = engineWith(t, "package writ.authz\ndecision := {\"allow\": true} if {\n"+tt.policy+"\n}", nil)
+			}
+			in := delegatedCall("search_issues")
+			calls := 0
+			in.AttributesFunc = func() map[string]any {
+				calls++
+				return attrs
+			}
+			if tt.set {
+				in.Attributes = attrs
+			}
+			d, _, err := e.Decide(t.Context(), in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d.Allow != tt.wantAllow {
+				t.Errorf("decision = %+v, want allow %v", d, tt.wantAllow)
+			}
+			if calls != tt.wantCalls {
+				t.Errorf("AttributesFunc called %d times, want %d", calls, tt.wantCalls)
+			}
+		})
+	}
+}
+
+// TestValueCallsAttributesFunc: Value renders attributes from the func.
+func TestValueCallsAttributesFunc(t *testing.T) {
+	in := &policies.Input{AttributesFunc: func() map[string]any { return map[string]any{"source": "x"} }}
+	if diff := cmp.Diff(map[string]any{"source": "x"}, in.Value()["attributes"]); diff != "" {
+		t.Errorf("attributes (-want +got):\n%s", diff)
+	}
+}

@@ -10,6 +10,11 @@ type Input struct {
 	// Attributes is the CheckRequest's attributes as protojson renders them
 	// (lowerCamelCase keys), as opa-envoy-plugin passes them.
 	Attributes map[string]any
+	// AttributesFunc builds Attributes on demand; the engine calls it only
+	// when the policy revision can read input.attributes and Attributes is
+	// nil, and at most once per Decide. It lets a caller skip rendering the
+	// CheckRequest for the many policies that never look at it.
+	AttributesFunc func() map[string]any
 	// ParsedPath is the request path split on "/", without the query.
 	ParsedPath []string
 	// ParsedQuery is the query string, each key to all its values.

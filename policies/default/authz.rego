@@ -31,16 +31,18 @@ decision := {"allow": false, "reason": "no verified identity"} if {
 } else := {"allow": false, "reason": "tool is denied by policy"} if {
 	input.mcp.method == "tools/call"
 	input.mcp.name in data.writ.denied_tools
-} else := object.union(token, {
+} else := {
 	"allow": true,
 	"reason": "MCP session method allowed",
 	"scopes": ["mcp:session"],
-}) if {
+	"audience": audience,
+	"ttl": "60s",
+} if {
 	input.mcp.method in session_methods
 } else := {"allow": false, "reason": "approval was denied"} if {
-	delegated_call
 	high_sensitivity
 	input.approval.status == "denied"
+	delegated_call
 } else := {
 	"allow": false,
 	"reason": "approval required for a high-sensitivity resource",
@@ -50,14 +52,16 @@ decision := {"allow": false, "reason": "no verified identity"} if {
 		"ttl": "10m",
 	},
 } if {
-	delegated_call
 	high_sensitivity
 	not approved
-} else := object.union(token, {
+	delegated_call
+} else := {
 	"allow": true,
 	"reason": reason,
 	"scopes": [sprintf("mcp:%s:%s", [call_kinds[input.mcp.method], input.mcp.name])],
-}) if {
+	"audience": audience,
+	"ttl": "60s",
+} if {
 	delegated_call
 }
 
@@ -91,8 +95,6 @@ reason := "delegated MCP call allowed with approval" if {
 	high_sensitivity
 	approved
 } else := "delegated MCP call allowed"
-
-token := {"audience": audience, "ttl": "60s"}
 
 default audience := "mcp://tools"
 
