@@ -347,9 +347,9 @@ func protoJSONValue(msg proto.Message) (any, bool) {
 // credential. Their values never reach policy: writ verifies the bearer
 // token itself and gives policy the verified identity instead.
 var credentialHeaders = map[string]bool{
-	headerAuthorization:   true,
-	"proxy-authorization": true,
-	headerTxnToken:        true,
+	headerAuthorization:      true,
+	headerProxyAuthorization: true,
+	headerTxnToken:           true,
 }
 
 // redactedCredential is what policy sees in place of a credential.

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
+	"strconv"
 	"strings"
 	"time"
 
@@ -97,7 +99,7 @@ func (s *Server) check(ctx context.Context, req *authv3.CheckRequest, protocol s
 		Time:       start,
 		Request:    audit.Request{Protocol: protocol},
 	}
-	v := s.evaluate(ctx, req, &rec)
+	v := s.evaluateRecovered(ctx, req, &rec)
 	rec.Outcome, rec.Status, rec.Reason = v.outcome, v.status, v.reason
 	rec.LatencyMicros = time.Since(start).Microseconds()
 	if err := s.deps.Evidence.Append(rec); err != nil {
@@ -111,10 +113,44 @@ func (s *Server) check(ctx context.Context, req *authv3.CheckRequest, protocol s
 	return respond(rec.DecisionID, v)
 }
 
-// evaluate walks the phases: describe, authenticate, decide, issue. Each
-// phase either hands on or ends the walk with a verdict.
+// evaluateRecovered is evaluate, with a panic in any phase turned into a
+// 500: a crash would leave the answer to Envoy's failure_mode_allow, and
+// the call without evidence. Only the panic's type and where it happened
+// are logged: its value may carry request data.
+func (s *Server) evaluateRecovered(ctx context.Context, req *authv3.CheckRequest, rec *audit.Record) (v verdict) {
+	defer func() {
+		if p := recover(); p != nil {
+			s.log.Error("panic on the Check path; denying", "decision_id", rec.DecisionID,
+				"panic_type", fmt.Sprintf("%T", p), "panic_at", panicSite())
+			v = fault(500, causeInternal, "internal error")
+		}
+	}()
+	return s.evaluate(ctx, req, rec)
+}
+
+// panicSite names the function and line that panicked, from within the
+// deferred function that recovered: the first frame outside the runtime.
+func panicSite() string {
+	var pcs [16]uintptr
+	frames := runtime.CallersFrames(pcs[:runtime.Callers(3, pcs[:])])
+	for {
+		f, more := frames.Next()
+		if !strings.HasPrefix(f.Function, "runtime.") {
+			return f.Function + ":" + strconv.Itoa(f.Line)
+		}
+		if !more {
+			return "unknown"
+		}
+	}
+}
+
+// evaluate walks the phases: describe the headers, authenticate, describe
+// the body, decide, issue. Each phase either hands on or ends the walk with
+// a verdict. The body is read only once the caller's credential has
+// verified (or there is none): an invalid token is answered before writ
+// parses anything it sent in the body.
 func (s *Server) evaluate(ctx context.Context, req *authv3.CheckRequest, rec *audit.Record) verdict {
-	d, err := describe(req, s.limits)
+	d, err := describeHeaders(req, s.limits)
 	if err != nil {
 		return refuse(err)
 	}
@@ -127,21 +163,14 @@ func (s *Server) evaluate(ctx context.Context, req *authv3.CheckRequest, rec *au
 	d.input.Identity = identity
 	recordIdentity(rec, d, identity)
 
-	dec, revision, err := s.deps.Engine.Decide(ctx, d.input)
-	rec.PolicyRevision = revision
-	if err != nil {
-		s.log.Error("policy evaluation failed", "decision_id", rec.DecisionID, "policy_revision", revision, "error", err)
-		return fault(500, causePolicy, "policy evaluation failed")
+	if err := d.describeBody(s.limits); err != nil {
+		return refuse(err)
 	}
-	if dec.Approval != nil && dec.Approval.Required {
-		return approvalRequired(dec)
-	}
-	if !dec.Allow {
-		return policyDenial(identity, dec)
-	}
-	if dec.Credential != nil {
-		rec.Credential = &audit.Credential{Backend: dec.Credential.Backend, Ref: dec.Credential.Ref, Error: "no credential backends are configured"}
-		return fault(503, causeCredential, fmt.Sprintf("credential backend %q is not configured", dec.Credential.Backend))
+	recordCall(rec, d)
+
+	dec, v, ok := s.decide(ctx, d, rec)
+	if !ok {
+		return v
 	}
 
 	minted, v, ok := s.issue(ctx, d, identity, dec, rec)
@@ -184,6 +213,28 @@ func (s *Server) authenticate(ctx context.Context, d *description) (*policies.Id
 	return identity, verdict{}, true
 }
 
+// decide asks the policy. Only an allow that needs no approval and no
+// credential hands on.
+func (s *Server) decide(ctx context.Context, d *description, rec *audit.Record) (policies.Decision, verdict, bool) {
+	dec, revision, err := s.deps.Engine.Decide(ctx, d.input)
+	rec.PolicyRevision = revision
+	if err != nil {
+		s.log.Error("policy evaluation failed", "decision_id", rec.DecisionID, "policy_revision", revision, "error", err)
+		return dec, fault(500, causePolicy, "policy evaluation failed"), false
+	}
+	if dec.Approval != nil && dec.Approval.Required {
+		return dec, approvalRequired(dec), false
+	}
+	if !dec.Allow {
+		return dec, policyDenial(d.input.Identity, dec), false
+	}
+	if dec.Credential != nil {
+		rec.Credential = &audit.Credential{Backend: dec.Credential.Backend, Ref: dec.Credential.Ref, Error: "no credential backends are configured"}
+		return dec, fault(503, causeCredential, fmt.Sprintf("credential backend %q is not configured", dec.Credential.Backend)), false
+	}
+	return dec, verdict{}, true
+}
+
 // issue mints the writ token for an allowed call. An anonymous allow (no
 // verified identity) gets no token.
 func (s *Server) issue(ctx context.Context, d *description, identity *policies.Identity, dec policies.Decision, rec *audit.Record) (tokens.Minted, verdict, bool) {
@@ -204,7 +255,7 @@ func (s *Server) issue(ctx context.Context, d *description, identity *policies.I
 	}
 	audience := s.audience(d, dec)
 	if audience == "" {
-		return tokens.Minted{}, fault(500, causeMint, "no audience for the writ token: set decision.audience or the route's resource"), false
+		return tokens.Minted{}, fault(500, causeMint, "no audience for the writ token: set decision.audience, the route's resource or check.default_audience"), false
 	}
 	actors := identity.Actors
 	if len(actors) == 0 && identity.Agent != "" {
@@ -239,27 +290,19 @@ func (s *Server) issue(ctx context.Context, d *description, identity *policies.I
 }
 
 // audience picks the minted token's audience: the decision's, the route's
-// resource, the configured default, or the request's own origin.
+// resource, or the configured default; "" when none is set. Never the
+// request's Host: the agent chooses it.
 func (s *Server) audience(d *description, dec policies.Decision) string {
 	switch {
 	case dec.Audience != "":
 		return dec.Audience
 	case d.input.Resource != nil && d.input.Resource.ID != "":
 		return d.input.Resource.ID
-	case s.cfg.DefaultAudience != "":
-		return s.cfg.DefaultAudience
-	case d.host != "":
-		scheme := "https"
-		if http, ok := d.input.Attributes["request"].(map[string]any)["http"].(map[string]any); ok {
-			if sch, ok := http["scheme"].(string); ok && sch != "" {
-				scheme = sch
-			}
-		}
-		return scheme + "://" + d.host
 	}
-	return ""
+	return s.cfg.DefaultAudience
 }
 
+// recordRequest records what the request's headers say.
 func recordRequest(rec *audit.Record, d *description) {
 	path := d.path
 	if i := strings.IndexByte(path, '?'); i >= 0 {
@@ -269,14 +312,25 @@ func recordRequest(rec *audit.Record, d *description) {
 	rec.Request.Host = d.host
 	rec.Request.Path = path
 	rec.Request.EnvoyRequestID = d.requestID
+	if r := d.input.Resource; r != nil {
+		rec.Request.Resource = r.ID
+		rec.Tenant = r.Tenant
+	}
+}
+
+// recordCall records what the body says: the MCP call. The name of a
+// resources/* call is a URI, kept without its query and fragment as the
+// path is; the decision log line reads the same value.
+func recordCall(rec *audit.Record, d *description) {
 	rec.Request.ArgumentsDigest = d.argumentsDigest
 	if m := d.input.MCP; m != nil {
 		rec.Request.MCPMethod = m.Method
 		rec.Request.MCPName = m.Name
-	}
-	if r := d.input.Resource; r != nil {
-		rec.Request.Resource = r.ID
-		rec.Tenant = r.Tenant
+		if strings.HasPrefix(m.Method, "resources/") {
+			if i := strings.IndexAny(m.Name, "?#"); i >= 0 {
+				rec.Request.MCPName = m.Name[:i]
+			}
+		}
 	}
 }
 

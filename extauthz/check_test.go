@@ -5,7 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
@@ -38,6 +41,7 @@ type rig struct {
 }
 
 type rigOptions struct {
+	verifier extauthz.Verifier // default: the real verifier, trusting the development issuer
 	engine   extauthz.Decider
 	minter   extauthz.Minter
 	evidence extauthz.Recorder
@@ -89,7 +93,10 @@ func newRig(t testing.TB, o rigOptions) *rig {
 	if o.cfg.Logger == nil {
 		o.cfg.Logger = slog.New(slog.NewJSONHandler(&lockedWriter{w: r.logs}, nil))
 	}
-	r.srv, err = extauthz.New(extauthz.Deps{Verifier: verifier, Engine: o.engine, Minter: o.minter, Evidence: o.evidence}, o.cfg)
+	if o.verifier == nil {
+		o.verifier = verifier
+	}
+	r.srv, err = extauthz.New(extauthz.Deps{Verifier: o.verifier, Engine: o.engine, Minter: o.minter, Evidence: o.evidence}, o.cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -253,8 +260,8 @@ func TestCheckAnswers(t *testing.T) {
 				if got := writtest.Header(resp, "authorization"); !strings.HasPrefix(got, "Bearer ey") {
 					t.Errorf("authorization = %q, want the writ token", got)
 				}
-				if got := resp.GetOkResponse().GetHeadersToRemove(); strings.Join(got, ",") != "txn-token,cookie" {
-					t.Errorf("headers_to_remove = %v, want [txn-token cookie] (never a header writ sets)", got)
+				if got := resp.GetOkResponse().GetHeadersToRemove(); strings.Join(got, ",") != "txn-token,proxy-authorization,cookie" {
+					t.Errorf("headers_to_remove = %v, want [txn-token proxy-authorization cookie] (never a header writ sets)", got)
 				}
 				if rec.Token.Audience != "https://tickets.internal" {
 					t.Errorf("audience = %q", rec.Token.Audience)
@@ -265,7 +272,7 @@ func TestCheckAnswers(t *testing.T) {
 				if writtest.Header(resp, "txn-token") == "" || writtest.Header(resp, "authorization") != "" {
 					t.Errorf("want a txn-token header and no authorization header: %v", resp)
 				}
-				if got := resp.GetOkResponse().GetHeadersToRemove(); strings.Join(got, ",") != "authorization" {
+				if got := resp.GetOkResponse().GetHeadersToRemove(); strings.Join(got, ",") != "authorization,proxy-authorization" {
 					t.Errorf("headers_to_remove = %v", got)
 				}
 				if rec.Token.Profile != "txn_token" {
@@ -277,7 +284,7 @@ func TestCheckAnswers(t *testing.T) {
 				if writtest.Header(resp, "authorization") != "" || rec.Token != nil || rec.InboundCredential != "none" {
 					t.Errorf("anonymous allow minted a token: %v %+v", resp, rec)
 				}
-				if got := resp.GetOkResponse().GetHeadersToRemove(); strings.Join(got, ",") != "authorization,txn-token" {
+				if got := resp.GetOkResponse().GetHeadersToRemove(); strings.Join(got, ",") != "authorization,txn-token,proxy-authorization" {
 					t.Errorf("headers_to_remove = %v", got)
 				}
 			}},
@@ -429,4 +436,289 @@ func benchRig(b *testing.B) (*rig, []*authv3.CheckRequest) {
 	}
 	r.waitCaches()
 	return r, reqs
+}
+
+// A panic value that carries request data: it must never reach the logs.
+const panicSecret = "sk-live-PANIC-VALUE"
+
+type panickingVerifier struct{}
+
+func (panickingVerifier) Verify(context.Context, string) (*tokens.Identity, error) {
+	panic(errors.New("verifier bug: " + panicSecret))
+}
+
+type panickingDecider struct{}
+
+func (panickingDecider) Decide(context.Context, *policies.Input) (policies.Decision, string, error) {
+	panic("policy bug: " + panicSecret)
+}
+
+type nilDerefDecider struct{ dec *policies.Decision }
+
+func (n nilDerefDecider) Decide(context.Context, *policies.Input) (policies.Decision, string, error) {
+	return *n.dec, "", nil // n.dec is nil
+}
+
+type panickingMinter struct{}
+
+func (panickingMinter) Mint(context.Context, tokens.MintRequest) (tokens.Minted, error) {
+	panic(fmt.Sprintf("minter bug: %s", panicSecret))
+}
+
+// TestCheckPanicIsDenial: a panic in any phase is a 500 with a recorded
+// evidence record; the log names the panic's type and where it happened,
+// never its value.
+func TestCheckPanicIsDenial(t *testing.T) {
+	cases := []struct {
+		name      string
+		opts      rigOptions
+		wantType  string
+		wantAt    string
+		wantAgent string // the evidence knows the caller once authenticate has run
+	}{
+		{name: "verifier", opts: rigOptions{verifier: panickingVerifier{}}, wantType: "*errors.errorString", wantAt: "panickingVerifier.Verify"},
+		{name: "decider", opts: rigOptions{engine: panickingDecider{}}, wantType: "string", wantAt: "panickingDecider.Decide", wantAgent: "research-bot"},
+		{name: "nil dereference", opts: rigOptions{engine: nilDerefDecider{}}, wantType: "runtime.errorString", wantAt: "nilDerefDecider.Decide", wantAgent: "research-bot"},
+		{name: "minter", opts: rigOptions{minter: panickingMinter{}}, wantType: "string", wantAt: "panickingMinter.Mint", wantAgent: "research-bot"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t, tc.opts)
+			resp, err := r.srv.Check(t.Context(), writtest.ToolCall("search_issues", nil, r.token(t, "alice", "research-bot"), nil))
+			if err != nil {
+				t.Fatal(err)
+			}
+			denied := resp.GetDeniedResponse()
+			if denied.GetStatus().GetCode() != 500 || resp.GetStatus().GetCode() == 0 {
+				t.Fatalf("want 500, got %v", resp)
+			}
+			id := writtest.Header(resp, "x-writ-decision-id")
+			if want := `{"error":"server_error","reason":"internal error","decision_id":"` + id + `"}`; denied.GetBody() != want {
+				t.Errorf("body %s\nwant %s", denied.GetBody(), want)
+			}
+			rec := r.records.last(t)
+			if rec.DecisionID != id || rec.Status != 500 || rec.Outcome != "error" || rec.Reason != "internal error" || rec.Agent != tc.wantAgent {
+				t.Errorf("evidence %+v", rec)
+			}
+			logs := r.logs.String()
+			if strings.Contains(logs, panicSecret) {
+				t.Errorf("the panic's value reached the logs:\n%s", logs)
+			}
+			var line struct {
+				Msg        string `json:"msg"`
+				DecisionID string `json:"decision_id"`
+				PanicType  string `json:"panic_type"`
+				PanicAt    string `json:"panic_at"`
+			}
+			for l := range strings.SplitSeq(logs, "\n") {
+				if strings.Contains(l, `"panic_type"`) {
+					if err := json.Unmarshal([]byte(l), &line); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			if line.DecisionID != id || line.PanicType != tc.wantType || !strings.Contains(line.PanicAt, tc.wantAt) {
+				t.Errorf("panic log line %+v, want type %s at %s", line, tc.wantType, tc.wantAt)
+			}
+		})
+	}
+}
+
+// TestCheckAudience: the writ token's audience is the decision's, the
+// route's resource, or check.default_audience, and never the Host.
+func TestCheckAudience(t *testing.T) {
+	cases := []struct {
+		name            string
+		decision        string
+		route           map[string]string
+		defaultAudience string
+		want            string // "" for the 500
+	}{
+		{name: "decision", decision: "https://decided.internal", route: map[string]string{"resource": "mcp://route"}, defaultAudience: "https://default.internal", want: "https://decided.internal"},
+		{name: "route resource", route: map[string]string{"resource": "mcp://route"}, defaultAudience: "https://default.internal", want: "mcp://route"},
+		{name: "configured default", route: map[string]string{"mcp": "true"}, defaultAudience: "https://default.internal", want: "https://default.internal"},
+		{name: "none: fail closed, not the Host", route: map[string]string{"mcp": "true"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t, rigOptions{engine: fixedDecision{dec: policies.Decision{Allow: true, Audience: tc.decision}},
+				cfg: extauthz.Config{DefaultAudience: tc.defaultAudience}})
+			req := writtest.ToolCall("search_issues", nil, r.token(t, "alice", "research-bot"), tc.route)
+			req.Attributes.Request.Http.Host = "payments.internal"
+			resp, err := r.srv.Check(t.Context(), req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rec := r.records.last(t)
+			if tc.want == "" {
+				if got := resp.GetDeniedResponse().GetStatus().GetCode(); got != 500 || rec.Token != nil ||
+					rec.Reason != "no audience for the writ token: set decision.audience, the route's resource or check.default_audience" {
+					t.Fatalf("status %d, evidence %+v", got, rec)
+				}
+				return
+			}
+			if resp.GetOkResponse() == nil || rec.Token == nil || rec.Token.Audience != tc.want {
+				t.Fatalf("want an allow for %s, got %v (evidence token %+v)", tc.want, resp, rec.Token)
+			}
+		})
+	}
+}
+
+// TestCheckRemovesAgentHeaders: an allow removes the agent's credentials and
+// every x-writ-* header it sent, then the decision's removals; never a
+// header writ sets. HTTP mode sends the same list.
+func TestCheckRemovesAgentHeaders(t *testing.T) {
+	dec := policies.Decision{Allow: true, Audience: "https://tools.internal",
+		Headers:       map[string]string{"X-Writ-Agent": "research-bot"},
+		RemoveHeaders: []string{"Cookie", "x-writ-user", "PROXY-AUTHORIZATION", "cookie", "x-writ-decision-id", "X-Writ-Agent"}}
+	agentHeaders := map[string]string{
+		"proxy-authorization": "Basic c2VjcmV0OnNlY3JldA==",
+		"x-writ-user":         "admin",
+		"x-writ-agent":        "other-bot",
+		"x-writ-zone":         "z",
+		"x-writ-decision-id":  "forged",
+	}
+	const want = "txn-token,proxy-authorization,x-writ-user,x-writ-zone,cookie"
+
+	r := newRig(t, rigOptions{engine: fixedDecision{dec: dec}})
+	tok := r.token(t, "alice", "research-bot")
+	req := writtest.ToolCall("search_issues", nil, tok, nil)
+	for k, v := range agentHeaders {
+		req.Attributes.Request.Http.Headers[k] = v
+	}
+	resp, err := r.srv.Check(t.Context(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(resp.GetOkResponse().GetHeadersToRemove(), ","); got != want {
+		t.Errorf("gRPC headers_to_remove = %s\nwant %s", got, want)
+	}
+	if got := writtest.Header(resp, "x-writ-decision-id"); got == "forged" || got != r.records.last(t).DecisionID {
+		t.Errorf("x-writ-decision-id = %q", got)
+	}
+	if got := writtest.Header(resp, "x-writ-agent"); got != "research-bot" {
+		t.Errorf("x-writ-agent = %q, want the decision's", got)
+	}
+
+	srv := httptest.NewServer(r.srv.HTTPHandler())
+	t.Cleanup(srv.Close)
+	hreq, err := http.NewRequestWithContext(t.Context(), http.MethodPost, srv.URL+"/mcp",
+		strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"search_issues"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range agentHeaders {
+		hreq.Header.Set(k, v)
+	}
+	hreq.Header.Set("Authorization", "Bearer "+tok)
+	hreq.Header.Set("Content-Type", "application/json")
+	hreq.Header.Set("X-Writ-Resource", "mcp://tools") // route context, as Envoy's headers_to_add sets it
+	hreq.Header.Set("X-Writ-Tenant", "tenant-a")
+	hreq.Header.Set("X-Writ-Mcp", "true")
+	hresp, err := srv.Client().Do(hreq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hresp.Body.Close()
+	if hresp.StatusCode != 200 {
+		t.Fatalf("HTTP mode status %d", hresp.StatusCode)
+	}
+	if got := hresp.Header.Get("X-Envoy-Auth-Headers-To-Remove"); got != want {
+		t.Errorf("HTTP x-envoy-auth-headers-to-remove = %s\nwant %s", got, want)
+	}
+}
+
+// TestCheckAuthenticatesBeforeBody: a credential that does not verify is
+// answered 401 whatever the body holds; the body is parsed for a verified
+// caller, or for one that sent no credential, whom policy may still allow.
+func TestCheckAuthenticatesBeforeBody(t *testing.T) {
+	malformed := `{"jsonrpc":"2.0",`
+	cases := []struct {
+		name       string
+		auth       string // "" none; "valid" the rig's token
+		body       string
+		cfg        extauthz.Config
+		wantStatus int
+		wantBody   string
+		wantUser   string
+	}{
+		{name: "invalid token, malformed JSON-RPC", auth: "Bearer not-a-token", body: malformed, wantStatus: 401, wantBody: `"error":"invalid_token"`},
+		{name: "Basic scheme, malformed JSON-RPC", auth: "Basic YWxpY2U6cHc=", body: malformed, wantStatus: 401, wantBody: `"error":"invalid_request"`},
+		{name: "invalid token, body over the limit", auth: "Bearer not-a-token", body: `{"jsonrpc":"2.0","id":1,"method":"ping"}`,
+			cfg: extauthz.Config{MaxBodyBytes: 16}, wantStatus: 401, wantBody: `"error":"invalid_token"`},
+		{name: "no credential, malformed JSON-RPC", body: malformed, wantStatus: 400, wantBody: `"code":-32700`},
+		{name: "valid token, malformed JSON-RPC", auth: "valid", body: malformed, wantStatus: 400, wantBody: `"code":-32700`, wantUser: "alice"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := allowAll()
+			r := newRig(t, rigOptions{engine: c, cfg: tc.cfg})
+			req := rawCall("", tc.body, nil, nil)
+			switch tc.auth {
+			case "":
+			case "valid":
+				req.Attributes.Request.Http.Headers["authorization"] = "Bearer " + r.token(t, "alice", "research-bot")
+			default:
+				req.Attributes.Request.Http.Headers["authorization"] = tc.auth
+			}
+			resp, err := r.srv.Check(t.Context(), req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := deniedStatus(t, resp); got != tc.wantStatus {
+				t.Fatalf("status %d, want %d: %v", got, tc.wantStatus, resp)
+			}
+			if body := resp.GetDeniedResponse().GetBody(); !strings.Contains(body, tc.wantBody) {
+				t.Errorf("body %s, want it to contain %s", body, tc.wantBody)
+			}
+			if c.input() != nil {
+				t.Error("the policy was asked")
+			}
+			rec := r.records.last(t)
+			if rec.Status != tc.wantStatus || rec.User != tc.wantUser || rec.Request.Path != "/mcp" || rec.Request.MCPMethod != "" {
+				t.Errorf("evidence %+v", rec)
+			}
+		})
+	}
+}
+
+// TestCheckRecordsResourceURIWithoutQuery: the evidence and the log line
+// keep a resources/* URI without its query and fragment, as they keep the
+// path; policy still sees the whole name.
+func TestCheckRecordsResourceURIWithoutQuery(t *testing.T) {
+	for _, tc := range []struct{ method, name, want string }{
+		{"resources/read", "https://docs.internal/a?sig=SECRET", "https://docs.internal/a"},
+		{"resources/read", "file:///notes.md#SECRET", "file:///notes.md"},
+		{"resources/read", "file:///a#b?SECRET", "file:///a"},
+		{"resources/subscribe", "https://docs.internal/b?SECRET", "https://docs.internal/b"},
+		{"resources/read", "file:///plain.md", "file:///plain.md"},
+		{"prompts/get", "summarise", "summarise"},
+	} {
+		t.Run(tc.method+" "+tc.name, func(t *testing.T) {
+			c := allowAll()
+			r := newRig(t, rigOptions{engine: c})
+			params := map[string]string{"uri": tc.name}
+			if tc.method == "prompts/get" {
+				params = map[string]string{"name": tc.name}
+			}
+			body, _ := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": 1, "method": tc.method, "params": params})
+			resp, err := r.srv.Check(t.Context(), rawCall(r.token(t, "alice", "research-bot"), string(body), nil, nil))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if deniedStatus(t, resp) != 0 {
+				t.Fatalf("denied: %v", resp)
+			}
+			if in := c.input(); in.MCP == nil || in.MCP.Name != tc.name {
+				t.Errorf("policy saw %+v, want the whole name", in.MCP)
+			}
+			if got := r.records.last(t).Request.MCPName; got != tc.want {
+				t.Errorf("evidence mcp name %q, want %q", got, tc.want)
+			}
+			logs := r.logs.String()
+			if strings.Contains(logs, "SECRET") || !strings.Contains(logs, `"mcp_name":"`+tc.want+`"`) {
+				t.Errorf("log line:\n%s", logs)
+			}
+		})
+	}
 }

@@ -17,8 +17,9 @@ type Config struct {
 	// 413. Default 1048576 (1 MiB).
 	MaxBodyBytes int `yaml:"max_body_bytes"`
 	// DefaultAudience is the audience of minted writ tokens when neither the
-	// decision nor the route's resource names one. Default: the request's
-	// scheme and host, e.g. "https://tickets.internal".
+	// decision nor the route's resource names one. Default: none; such a
+	// call is then refused with a 500 ("no audience for the writ token").
+	// The request's Host is never used: the agent chooses it.
 	DefaultAudience string `yaml:"default_audience"`
 	// ResourceMetadata is the RFC 9728 protected-resource metadata URL put in
 	// the resource_metadata parameter of 401 challenges. Default: none.

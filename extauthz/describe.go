@@ -16,7 +16,7 @@ import (
 	"github.com/writ-dev/writ/policies"
 )
 
-// Default limits for describe.
+// Default limits for describeHeaders and describeBody.
 const (
 	DefaultMaxHeaderBytes = 64 << 10 // 64 KiB
 	DefaultMaxBodyBytes   = 1 << 20  // 1 MiB
@@ -31,7 +31,7 @@ const (
 	extMCP          = "mcp"
 )
 
-// Header names describe reads. Envoy sends header names lower-cased.
+// Header names writ reads. Envoy sends header names lower-cased.
 const (
 	headerAuthorization = "authorization"
 	hdrContentType      = "content-type"
@@ -41,7 +41,7 @@ const (
 	hdrMCPName          = "mcp-name"
 )
 
-// Limits bound what describe accepts.
+// Limits bound what describeHeaders and describeBody accept.
 type Limits struct {
 	// MaxHeaderBytes bounds the total bytes of header names and values.
 	// A request beyond it is refused with 431. Zero means 64 KiB.
@@ -61,12 +61,17 @@ func (l Limits) withDefaults() Limits {
 	return l
 }
 
-// description is everything writ knows about a request before it
-// authenticates the caller.
+// description is everything writ knows about a request. describeHeaders
+// fills it from everything but the body; describeBody, run once the caller
+// is authenticated, adds what the body says.
 type description struct {
-	// input has Attributes, ParsedPath, ParsedQuery, ParsedBody,
-	// TruncatedBody, MCP and Resource filled; Identity and Approval nil.
+	// input has AttributesFunc, ParsedPath, ParsedQuery and Resource filled
+	// by describeHeaders, and ParsedBody, TruncatedBody and MCP by
+	// describeBody; Identity and Approval are left to the caller.
 	input *policies.Input
+
+	// http is the CheckRequest's HTTP request; describeBody reads its body.
+	http *authv3.AttributeContext_HttpRequest
 
 	method, host, path, requestID string
 
@@ -161,10 +166,12 @@ func bodyTooLarge(limit int) *requestError {
 	}
 }
 
-// describe turns a CheckRequest into what policy and the later phases need.
-// The error is a *requestError for a request writ refuses outright (the
-// answer to send), or a plain error for a CheckRequest Envoy cannot have
-// sent (no attributes, no HTTP request).
+// describeHeaders turns a CheckRequest, all but its body, into what
+// authentication and policy need; describeBody adds the body. Splitting the
+// two lets Check refuse a caller whose credential does not verify before it
+// reads a byte of the body. The error is a *requestError for a request writ
+// refuses outright (the answer to send), or a plain error for a
+// CheckRequest Envoy cannot have sent (no attributes, no HTTP request).
 //
 // The rules, in order:
 //   - headers come from request.http.header_map when present (newer Envoy,
@@ -173,25 +180,13 @@ func bodyTooLarge(limit int) *requestError {
 //   - input.attributes is the CheckRequest as opa-envoy-plugin renders it,
 //     except that the values of credential headers (Authorization,
 //     Proxy-Authorization, Txn-Token) are redacted to their scheme (see
-//     redactCredentials): policy reads the verified input.identity instead;
+//     redactCredentials): policy reads the verified input.identity instead.
+//     It is rendered only if the policy reads it (input.AttributesFunc);
 //   - route context comes from context_extensions (resource, tenant,
 //     sensitivity, token_profile, mcp);
-//   - parsed_path and parsed_query are computed as opa-envoy-plugin does;
-//   - the body is raw_body, else body; longer than MaxBodyBytes is a 413. It
-//     is truncated when x-envoy-auth-partial-body says "true" (among any
-//     repeated values) or request.http.size exceeds the bytes received. A
-//     truncated body is never parsed, and an MCP request with a truncated
-//     body is a 413;
-//   - a JSON body (content-type application/json or +json, or any body of
-//     an MCP request) becomes parsed_body; malformed JSON in an MCP request,
-//     or in a JSON object body, is a 400 with JSON-RPC -32700;
-//   - an MCP request (route mcp=true, an Mcp-Method or Mcp-Name header, or
-//     a body, of any content type, that decodes to a JSON-RPC object or
-//     batch: a "jsonrpc" member in any letter case) is parsed by parseMCP,
-//     which refuses batches and miscased members;
-//   - a body that starts, after a UTF-8 byte order mark, with "{" or "[" is
-//     a 400 with JSON-RPC -32700: servers disagree on whether it is JSON.
-func describe(req *authv3.CheckRequest, limits Limits) (*description, error) {
+//   - parsed_path and parsed_query are computed as opa-envoy-plugin does; a
+//     path they cannot be computed from is a 400.
+func describeHeaders(req *authv3.CheckRequest, limits Limits) (*description, error) {
 	attrs := req.GetAttributes()
 	if attrs == nil {
 		return nil, ErrNoAttributes
@@ -208,6 +203,7 @@ func describe(req *authv3.CheckRequest, limits Limits) (*description, error) {
 	}
 
 	d := &description{
+		http:    httpReq,
 		method:  httpReq.GetMethod(),
 		host:    httpReq.GetHost(),
 		path:    httpReq.GetPath(),
@@ -243,22 +239,51 @@ func describe(req *authv3.CheckRequest, limits Limits) (*description, error) {
 		return nil, &requestError{Status: http.StatusBadRequest, Message: msgInvalidPath}
 	}
 
-	attributes := attributesMap(attrs)
-	redactCredentials(attributes)
-	input := &policies.Input{
-		Attributes:  attributes,
-		ParsedPath:  parsedPath,
-		ParsedQuery: parsedQuery,
-		Resource:    resource,
+	d.input = &policies.Input{
+		AttributesFunc: func() map[string]any { return policyAttributes(attrs) },
+		ParsedPath:     parsedPath,
+		ParsedQuery:    parsedQuery,
+		Resource:       resource,
 	}
-	d.input = input
+	return d, nil
+}
+
+// policyAttributes is input.attributes: the attributes as opa-envoy-plugin
+// renders them, with credential header values redacted.
+func policyAttributes(a *authv3.AttributeContext) map[string]any {
+	m := attributesMap(a)
+	redactCredentials(m)
+	return m
+}
+
+// describeBody adds what the body says to a description from
+// describeHeaders. It returns a *requestError or nil.
+//
+// The rules, in order:
+//   - the body is raw_body, else body; longer than MaxBodyBytes is a 413. It
+//     is truncated when x-envoy-auth-partial-body says "true" (among any
+//     repeated values) or request.http.size exceeds the bytes received. A
+//     truncated body is never parsed, and an MCP request with a truncated
+//     body is a 413;
+//   - a JSON body (content-type application/json or +json, or any body of
+//     an MCP request) becomes parsed_body; malformed JSON in an MCP request,
+//     or in a JSON object body, is a 400 with JSON-RPC -32700;
+//   - an MCP request (route mcp=true, an Mcp-Method or Mcp-Name header, or
+//     a body, of any content type, that decodes to a JSON-RPC object or
+//     batch: a "jsonrpc" member in any letter case) is parsed by parseMCP,
+//     which refuses batches and miscased members;
+//   - a body that starts, after a UTF-8 byte order mark, with "{" or "[" is
+//     a 400 with JSON-RPC -32700: servers disagree on whether it is JSON.
+func (d *description) describeBody(limits Limits) error {
+	limits = limits.withDefaults()
+	httpReq, headers, input := d.http, d.headers, d.input
 
 	body := httpReq.GetRawBody()
 	if len(body) == 0 && httpReq.GetBody() != "" {
 		body = []byte(httpReq.GetBody())
 	}
 	if len(body) > limits.MaxBodyBytes {
-		return nil, bodyTooLarge(limits.MaxBodyBytes)
+		return bodyTooLarge(limits.MaxBodyBytes)
 	}
 	truncated := partialBody(headers[hdrPartialBody]) ||
 		(httpReq.GetSize() > 0 && httpReq.GetSize() > int64(len(body)))
@@ -270,10 +295,10 @@ func describe(req *authv3.CheckRequest, limits Limits) (*description, error) {
 
 	if truncated {
 		if looksMCP {
-			return nil, &requestError{Status: http.StatusRequestEntityTooLarge, Message: msgTruncatedBody}
+			return &requestError{Status: http.StatusRequestEntityTooLarge, Message: msgTruncatedBody}
 		}
 		input.TruncatedBody = true
-		return d, nil
+		return nil
 	}
 
 	contentJSON := isJSONContentType(headers[hdrContentType])
@@ -283,14 +308,11 @@ func describe(req *authv3.CheckRequest, limits Limits) (*description, error) {
 	case looksMCP:
 		// Every body of an MCP request is JSON-RPC, whatever its content
 		// type says; an MCP header without a body is a mismatch.
-		if err := d.describeMCP(body, headers); err != nil {
-			return nil, err
-		}
-		return d, nil
+		return d.describeMCP(body, headers)
 	case structured && bom:
 		// Servers disagree on a byte order mark: some strip it and run the
 		// call, writ's decoder refuses it. Refuse rather than guess.
-		return nil, &requestError{Status: http.StatusBadRequest, Code: rpcParseError, Message: msgParseError}
+		return &requestError{Status: http.StatusBadRequest, Code: rpcParseError, Message: msgParseError}
 	case structured || (contentJSON && lead != 0):
 		// A body that looks like a JSON object or array is decoded whatever
 		// its content type: many MCP servers parse JSON without checking
@@ -298,23 +320,20 @@ func describe(req *authv3.CheckRequest, limits Limits) (*description, error) {
 		v, err := decodeJSON(body)
 		if err != nil {
 			if contentJSON && lead == '{' {
-				return nil, &requestError{Status: http.StatusBadRequest, Code: rpcParseError, Message: msgParseError}
+				return &requestError{Status: http.StatusBadRequest, Code: rpcParseError, Message: msgParseError}
 			}
-			return d, nil
+			return nil
 		}
 		if isJSONRPC(v) {
 			// A JSON-RPC body on a route not marked MCP is still described
 			// as MCP, so that tool rules apply to it; a batch is refused.
-			if err := d.describeMCP(body, headers); err != nil {
-				return nil, err
-			}
-			return d, nil
+			return d.describeMCP(body, headers)
 		}
 		if contentJSON {
 			input.ParsedBody = v
 		}
 	}
-	return d, nil
+	return nil
 }
 
 // partialBody reads x-envoy-auth-partial-body. Envoy sets it to "true" or

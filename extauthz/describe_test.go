@@ -95,6 +95,19 @@ func readMCPFixture(tb testing.TB, name string) string {
 	return string(b)
 }
 
+// describe runs both phases, as Check does when the caller authenticates:
+// describeHeaders, then describeBody.
+func describe(req *authv3.CheckRequest, limits Limits) (*description, error) {
+	d, err := describeHeaders(req, limits)
+	if err != nil {
+		return nil, err
+	}
+	if err := d.describeBody(limits); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
 // wantRefusal asserts err is exactly this requestError.
 func wantRefusal(t *testing.T, err error, want requestError) {
 	t.Helper()
@@ -310,7 +323,10 @@ func TestDescribe(t *testing.T) {
 				if d.input.Identity != nil || d.input.Approval != nil {
 					t.Error("identity or approval set by describe")
 				}
-				http := d.input.Attributes["request"].(map[string]any)["http"].(map[string]any)
+				if d.input.Attributes != nil {
+					t.Error("attributes rendered eagerly; describe sets AttributesFunc")
+				}
+				http := d.input.AttributesFunc()["request"].(map[string]any)["http"].(map[string]any)
 				if http["method"] != "GET" {
 					t.Errorf("attributes.request.http.method = %v", http["method"])
 				}
@@ -518,6 +534,57 @@ func TestDescribe(t *testing.T) {
 			}
 			tt.check(t, d)
 		})
+	}
+}
+
+// TestDescribeHeadersLeavesTheBody: the header phase refuses what the
+// headers alone show, and reads nothing of the body, so that a caller
+// whose credential does not verify is answered before the body is parsed.
+func TestDescribeHeadersLeavesTheBody(t *testing.T) {
+	for name, req := range map[string]checkRequest{
+		"malformed JSON-RPC":   {ext: mcpRoute(), headers: jsonHeaders("authorization", "Bearer x"), body: `{"jsonrpc":"2.0",`},
+		"body over the limit":  {headers: jsonHeaders(), body: strings.Repeat(" ", 1<<20+1)},
+		"truncated MCP body":   {ext: mcpRoute(), headers: jsonHeaders(), body: `{"json`, size: 90},
+		"batch":                {ext: mcpRoute(), headers: jsonHeaders(), body: `[{"jsonrpc":"2.0","id":1,"method":"ping"}]`},
+		"header/body mismatch": {ext: mcpRoute(), headers: jsonHeaders("mcp-method", "tools/list"), body: readMCPFixture(t, "tools_call.json")},
+	} {
+		t.Run(name, func(t *testing.T) {
+			d, err := describeHeaders(req.build(), Limits{})
+			if err != nil {
+				t.Fatalf("describeHeaders: %v", err)
+			}
+			if d.input.ParsedBody != nil || d.input.MCP != nil || d.input.TruncatedBody || d.rpcID != nil || d.argumentsDigest != "" {
+				t.Errorf("the header phase read the body: %+v", d.input)
+			}
+			if err := d.describeBody(Limits{}); err == nil {
+				t.Error("describeBody accepted the body")
+			}
+		})
+	}
+	_, err := describeHeaders(checkRequest{headers: map[string]string{"x-big": strings.Repeat("a", 64<<10)}, body: "{"}.build(), Limits{})
+	wantRefusal(t, err, requestError{Status: 431, Message: "request headers exceed 65536 bytes"})
+	_, err = describeHeaders(checkRequest{path: "/files/%zz", body: "{"}.build(), Limits{})
+	wantRefusal(t, err, requestError{Status: 400, Message: msgInvalidPath})
+}
+
+// TestDescribeAttributesOnDemand: input.attributes is rendered only when
+// asked for, and is the redacted rendering.
+func TestDescribeAttributesOnDemand(t *testing.T) {
+	req := loadCheckRequest(t, "mcp_tools_call.json")
+	d, err := describe(req, Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.input.Attributes != nil || d.input.AttributesFunc == nil {
+		t.Fatalf("Attributes %v, AttributesFunc set %v", d.input.Attributes, d.input.AttributesFunc != nil)
+	}
+	want := attributesMap(req.GetAttributes())
+	redactCredentials(want)
+	if diff := cmp.Diff(want, d.input.AttributesFunc()); diff != "" {
+		t.Errorf("attributes (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(want, d.input.Value()["attributes"]); diff != "" {
+		t.Errorf("input.attributes (-want +got):\n%s", diff)
 	}
 }
 

@@ -45,7 +45,7 @@ func ExampleServer_Check() {
 		return
 	}
 
-	agentToken, _ := dev.Token(tokens.DevTokenRequest{User: "alice", Agent: "research-bot", Audience: "https://writ.example"})
+	agentToken, _ := dev.Token(tokens.DevTokenRequest{User: "alice", Agent: "research-bot", Tenant: "tenant-a", Audience: "https://writ.example"})
 	resp, _ := srv.Check(ctx, writtest.ToolCall("search_issues", map[string]any{"q": "bug"}, agentToken.Reveal(), nil))
 
 	ok := resp.GetOkResponse()
@@ -55,5 +55,5 @@ func ExampleServer_Check() {
 	// Output:
 	// allowed: true
 	// writ token set: true
-	// removed upstream: [txn-token]
+	// removed upstream: [txn-token proxy-authorization]
 }

@@ -37,10 +37,17 @@ import (
 // The answer (writeHTTPResponse): 200 allows; the headers to set on the
 // upstream request come back as response headers (list their names in
 // authorization_response.allowed_upstream_headers), headers to remove are
-// listed, comma-separated, in x-envoy-auth-headers-to-remove, and headers
+// listed, comma-separated, in x-envoy-auth-headers-to-remove (the same
+// list the gRPC mode sends as headers_to_remove: the agent's credentials,
+// its x-writ-* headers, the decision's removals), and headers
 // for the agent's response come back too (allowed_client_headers_on_success).
 // Any other status denies: Envoy sends that status, the headers
 // allowed_client_headers matches, and the body to the agent.
+//
+// writ can only list the headers Envoy forwards to it. Since allowed_headers
+// must not match x-writ-*, an agent's own x-writ-* headers are not seen in
+// this mode, and so not removed: strip them before the upstream in Envoy's
+// own configuration (for example a header mutation filter on the route).
 const (
 	hdrWritResource        = "x-writ-resource"
 	hdrWritTenant          = "x-writ-tenant"

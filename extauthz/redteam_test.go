@@ -285,7 +285,7 @@ func TestRedTeamCredentialsNotInPolicyInput(t *testing.T) {
 					t.Errorf("policy input carries a credential: %s", text)
 				}
 			}
-			http := in.Attributes["request"].(map[string]any)["http"].(map[string]any)
+			http := in.Value()["attributes"].(map[string]any)["request"].(map[string]any)["http"].(map[string]any)
 			if got := http["headers"].(map[string]any)["authorization"]; got != "Bearer [redacted]" {
 				t.Errorf("authorization in input = %v, want the scheme kept: Bearer [redacted]", got)
 			}
@@ -380,7 +380,6 @@ func TestRedTeamCancelledCallerStillRecorded(t *testing.T) {
 
 // A token for tenant-a must not be allowed on a route of tenant-b.
 func TestRedTeamCrossTenantCall(t *testing.T) {
-	t.Skip("finding: policies/default/authz.rego allows a delegated call whatever input.resource.tenant says; deny when it differs from input.identity.tenant")
 	r := newRig(t, rigOptions{})
 	req := writtest.ToolCall("search_issues", nil, r.token(t, "alice", "research-bot"),
 		map[string]string{"resource": "mcp://tools-b", "tenant": "tenant-b", "mcp": "true"})
@@ -396,7 +395,6 @@ func TestRedTeamCrossTenantCall(t *testing.T) {
 // A scope is an RFC 6749 scope-token: no spaces. A scope with one would be
 // read by the upstream as two scopes.
 func TestRedTeamMintRefusesScopeWithSpace(t *testing.T) {
-	t.Skip("finding: tokens.Minter.Mint joins scopes with spaces without checking RFC 6749 scope-token syntax; refuse a scope with characters outside RFC 6749 scope-token (0x21, 0x23-0x5B, 0x5D-0x7E)")
 	r := newRig(t, rigOptions{})
 	_, err := r.minter.Mint(t.Context(), tokens.MintRequest{User: "alice", Agent: "research-bot", Audience: "https://tools.internal",
 		Scopes: []string{"mcp:tools:x mcp:tools:delete_repo"}})
@@ -408,7 +406,6 @@ func TestRedTeamMintRefusesScopeWithSpace(t *testing.T) {
 // The Host header is the agent's: it must not choose the writ token's
 // audience.
 func TestRedTeamAudienceNotFromHost(t *testing.T) {
-	t.Skip("finding: extauthz/check.go audience() falls back to the agent-controlled Host; with no decision audience, resource or default_audience, fail closed instead")
 	r := newRig(t, rigOptions{engine: &capture{dec: policies.Decision{Allow: true}}})
 	req := writtest.ToolCall("search_issues", nil, r.token(t, "alice", "research-bot"), map[string]string{"mcp": "true"})
 	req.Attributes.Request.Http.Host = "payments.internal"
@@ -430,7 +427,6 @@ func (panicking) Decide(context.Context, *policies.Input) (policies.Decision, st
 // A panic on the Check path must become a recorded denial: a crash leaves
 // the answer to Envoy's failure_mode_allow.
 func TestRedTeamPanicIsDenial(t *testing.T) {
-	t.Skip("finding: extauthz/check.go check() does not recover panics; recover, answer fault(500, ...) and append the evidence record")
 	r := newRig(t, rigOptions{engine: panicking{}})
 	var resp *authv3.CheckResponse
 	func() {
@@ -452,7 +448,6 @@ func TestRedTeamPanicIsDenial(t *testing.T) {
 // Headers the agent sends that writ's names own, and credentials meant for
 // a proxy, never reach the upstream on an allow.
 func TestRedTeamForgedWritHeadersRemoved(t *testing.T) {
-	t.Skip("finding: extauthz/respond.go allow() removes only authorization and txn-token; also remove proxy-authorization and every inbound x-writ-* header writ does not set")
 	r := newRig(t, rigOptions{})
 	req := writtest.ToolCall("search_issues", nil, r.token(t, "alice", "research-bot"), nil)
 	req.Attributes.Request.Http.Headers["x-writ-tenant"] = "tenant-b"
@@ -473,7 +468,6 @@ func TestRedTeamForgedWritHeadersRemoved(t *testing.T) {
 // An invalid credential is answered before the body is parsed: an
 // unauthenticated caller cannot make writ decode a megabyte of JSON.
 func TestRedTeamAuthenticateBeforeParsingBody(t *testing.T) {
-	t.Skip("finding: extauthz/check.go evaluate() parses the body (describe) before authenticate; verify the bearer first and parse the body only for a verified or absent credential")
 	r := newRig(t, rigOptions{})
 	resp, err := r.srv.Check(t.Context(), rawCall("not-a-token", `{"jsonrpc":"2.0",`, nil, nil))
 	if err != nil {
@@ -487,7 +481,6 @@ func TestRedTeamAuthenticateBeforeParsingBody(t *testing.T) {
 // The evidence keeps the request path without its query; a resource URI's
 // query can carry a secret in the same way.
 func TestRedTeamResourceURIQueryNotRecorded(t *testing.T) {
-	t.Skip("finding: extauthz/check.go recordRequest() keeps the full resources/read URI in MCPName; drop its query and fragment as it does for the path")
 	r := newRig(t, rigOptions{engine: allowAll()})
 	body := `{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":"https://docs.internal/a?sig=SECRET"}}`
 	if _, err := r.srv.Check(t.Context(), rawCall(r.token(t, "alice", "research-bot"), body, nil, nil)); err != nil {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 
@@ -21,20 +22,22 @@ import (
 // Causes label the decisions metric. They are a fixed set so the metric's
 // cardinality stays bounded whatever policies say.
 const (
-	causeAllowed          = "allowed"
-	causePolicyDeny       = "policy_deny"
-	causeApproval         = "approval_required"
-	causeNoCredential     = "no_credential"
-	causeInvalidToken     = "invalid_token"
-	causeInvalidRequest   = "invalid_request"
-	causePolicy           = "policy_error"
-	causeMint             = "mint_error"
-	causeCredential       = "credential_error"
-	causeEvidence         = "evidence_unavailable"
-	causeMalformedCheck   = "malformed_check"
-	headerDecisionID      = "x-writ-decision-id"
-	headerTxnToken        = "txn-token"
-	headerWWWAuthenticate = "www-authenticate"
+	causeAllowed             = "allowed"
+	causePolicyDeny          = "policy_deny"
+	causeApproval            = "approval_required"
+	causeNoCredential        = "no_credential"
+	causeInvalidToken        = "invalid_token"
+	causeInvalidRequest      = "invalid_request"
+	causePolicy              = "policy_error"
+	causeMint                = "mint_error"
+	causeCredential          = "credential_error"
+	causeEvidence            = "evidence_unavailable"
+	causeMalformedCheck      = "malformed_check"
+	causeInternal            = "internal_error"
+	headerDecisionID         = "x-writ-decision-id"
+	headerTxnToken           = "txn-token"
+	headerProxyAuthorization = "proxy-authorization"
+	headerWWWAuthenticate    = "www-authenticate"
 )
 
 // verdict is what Check answers: an allow with its header changes, or a
@@ -139,13 +142,13 @@ func approvalRequired(dec policies.Decision) verdict {
 }
 
 // allow builds the header changes for an allowed call: the writ token in,
-// the agent's own credential out, the policy's headers applied.
+// the agent's own credentials and x-writ-* headers out, the policy's
+// headers applied.
 func allow(d *description, dec policies.Decision, minted tokens.Minted, identified bool) verdict {
 	set := make(map[string]string, len(dec.Headers)+2)
 	for k, v := range dec.Headers {
 		set[strings.ToLower(k)] = v
 	}
-	remove := []string{headerAuthorization, headerTxnToken} // no token passthrough
 	if identified {
 		switch minted.Profile {
 		case tokens.TxnToken:
@@ -154,31 +157,69 @@ func allow(d *description, dec policies.Decision, minted tokens.Minted, identifi
 			set[headerAuthorization] = "Bearer " + minted.Token.Reveal()
 		}
 	}
-	for _, h := range dec.RemoveHeaders {
-		remove = append(remove, strings.ToLower(h))
-	}
-	// A header writ sets is never also removed: Envoy removes after it sets.
-	kept := remove[:0]
-	for _, h := range remove {
-		if _, ok := set[h]; !ok && !contains(kept, h) {
-			kept = append(kept, h)
-		}
-	}
 	reason := dec.Reason
 	if reason == "" {
 		reason = "allowed by policy"
 	}
 	return verdict{allowed: true, outcome: "allow", cause: causeAllowed, status: 200, reason: reason,
-		setHeaders: set, removeHeaders: kept, responseHeaders: dec.ResponseHeaders, dynamicMetadata: dec.DynamicMetadata}
+		setHeaders: set, removeHeaders: removals(d.headers, dec.RemoveHeaders, set),
+		responseHeaders: dec.ResponseHeaders, dynamicMetadata: dec.DynamicMetadata}
 }
 
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
+// removedCredentials are the agent's credentials (credentialHeaders), in
+// the order they are removed from every allowed request: no token
+// passthrough.
+var removedCredentials = []string{headerAuthorization, headerTxnToken, headerProxyAuthorization}
+
+// writHeaderPrefix starts the names of headers writ owns. An upstream
+// trusts them as writ's, so the agent's own are never passed on.
+const writHeaderPrefix = "x-writ-"
+
+// removals lists the headers to remove from an allowed request, each once,
+// in this order: the agent's credentials (authorization, txn-token,
+// proxy-authorization); every header the agent sent whose name starts with
+// x-writ-, sorted; then the decision's remove_headers, lower-cased. A
+// header writ sets, x-writ-decision-id included, is never listed: Envoy
+// removes after it sets. In HTTP mode the list is sent as
+// x-envoy-auth-headers-to-remove.
+func removals(headers map[string]string, decided []string, set map[string]string) []string {
+	var agentWrit []string
+	for name := range headers {
+		if strings.HasPrefix(name, writHeaderPrefix) {
+			agentWrit = append(agentWrit, name)
 		}
 	}
-	return false
+	slices.Sort(agentWrit)
+	out := make([]string, 0, len(removedCredentials)+len(agentWrit)+len(decided))
+	for _, h := range removedCredentials {
+		if !setByWrit(set, h) {
+			out = append(out, h)
+		}
+	}
+	for _, h := range agentWrit {
+		if !setByWrit(set, h) {
+			out = append(out, h)
+		}
+	}
+	fixed := len(out)
+	for _, h := range decided {
+		h = strings.ToLower(h)
+		if setByWrit(set, h) || credentialHeaders[h] || slices.Contains(out[fixed:], h) {
+			continue
+		}
+		if _, sent := headers[h]; sent && strings.HasPrefix(h, writHeaderPrefix) {
+			continue // listed already
+		}
+		out = append(out, h)
+	}
+	return out
+}
+
+// setByWrit reports a header the allow sets: a decision or writ-token
+// header, or the decision id respond adds.
+func setByWrit(set map[string]string, h string) bool {
+	_, ok := set[h]
+	return ok || h == headerDecisionID
 }
 
 // respond turns a verdict into Envoy's CheckResponse.

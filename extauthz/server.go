@@ -31,7 +31,7 @@ func (s *Server) HTTPHandler() http.Handler {
 			http.Error(w, "could not read the request body", http.StatusBadRequest)
 			return
 		}
-		// A body beyond the limit is passed on as truncated: describe refuses
+		// A body beyond the limit is passed on as truncated: describeBody refuses
 		// to parse it and answers 413 when the route is MCP.
 		truncated := int64(len(body)) > limit
 		if truncated {

@@ -69,7 +69,44 @@ func TestDecideDefaultPolicy(t *testing.T) {
 				return in
 			}(),
 			want: policies.Decision{Allow: true, Reason: "delegated MCP call allowed",
-				Scopes: []string{"mcp:resources:file:///notes.md"}, Audience: "mcp://files", TTL: 60 * time.Second},
+				Scopes: []string{"mcp:resources:file%3A%2F%2F%2Fnotes.md"}, Audience: "mcp://files", TTL: 60 * time.Second},
+		},
+		{
+			name: "tool name escaped into one scope-token",
+			in:   delegatedCall("x mcp:tools:delete_repo"),
+			want: policies.Decision{Allow: true, Reason: "delegated MCP call allowed",
+				Scopes: []string{"mcp:tools:x+mcp%3Atools%3Adelete_repo"}, Audience: "mcp://tools", TTL: 60 * time.Second},
+		},
+		{
+			name: "tenant mismatch",
+			in: func() *policies.Input {
+				in := delegatedCall("search_issues")
+				in.Identity.Tenant = "acme"
+				in.Resource = &policies.Resource{ID: "mcp://tools-b", Tenant: "globex"}
+				return in
+			}(),
+			want: policies.Decision{Reason: "tenant mismatch"},
+		},
+		{
+			name: "route tenant, identity without one",
+			in: func() *policies.Input {
+				in := delegatedCall("search_issues")
+				in.Identity.Tenant = ""
+				in.Resource = &policies.Resource{Tenant: "acme"}
+				return in
+			}(),
+			want: policies.Decision{Reason: "tenant mismatch"},
+		},
+		{
+			name: "same tenant",
+			in: func() *policies.Input {
+				in := delegatedCall("search_issues")
+				in.Identity.Tenant = "acme"
+				in.Resource = &policies.Resource{ID: "mcp://tools", Tenant: "acme"}
+				return in
+			}(),
+			want: policies.Decision{Allow: true, Reason: "delegated MCP call allowed",
+				Scopes: []string{"mcp:tools:search_issues"}, Audience: "mcp://tools", TTL: 60 * time.Second},
 		},
 		{
 			name: "high sensitivity needs approval",

@@ -92,7 +92,7 @@ func TestInputNeed(t *testing.T) {
 		want   string
 	}{
 		{"default policy", DefaultBundle().Modules["authz.rego"],
-			"{approval:{status:*} identity:{agent:* user:*} mcp:{method:* name:*} resource:{id:* sensitivity:*}}"},
+			"{approval:{status:*} identity:{agent:* tenant:* user:*} mcp:{method:* name:*} resource:{id:* sensitivity:* tenant:*}}"},
 		{"whole input", "package writ.authz\ndecision := {\"allow\": true, \"dynamic_metadata\": input}", "*"},
 		{"attributes path", "package envoy.authz\nallow if input.attributes.request.http.method == \"GET\"",
 			"{attributes:{request:{http:{method:*}}}}"},

@@ -48,6 +48,7 @@ var (
 	ErrNoCurrentKey = errors.New("tokens: no current signing key")
 	// ErrProfile: an unknown token profile.
 	ErrProfile = errors.New("tokens: unknown token profile")
-	// ErrMintRequest: a mint request lacks a subject or an audience.
+	// ErrMintRequest: a mint request lacks a subject or an audience, has a
+	// negative TTL, or has a scope that is not an RFC 6749 scope-token.
 	ErrMintRequest = errors.New("tokens: invalid mint request")
 )

@@ -55,7 +55,10 @@ type MintRequest struct {
 	// Agent), carried as the nested RFC 8693 act claim.
 	Actors   []string
 	Audience string
-	Scopes   []string
+	// Scopes become the space-separated scope claim; each must be an RFC
+	// 6749 scope-token (printable ASCII, no space, '"' or '\'), or Mint
+	// refuses the request with ErrMintRequest.
+	Scopes []string
 	// TTL is the token's lifetime: 0 means MaxTTL, and it is capped at
 	// MaxTTL.
 	TTL                    time.Duration
@@ -181,6 +184,12 @@ func (m *Minter) Mint(ctx context.Context, r MintRequest) (Minted, error) {
 	}
 	if r.TTL < 0 {
 		return Minted{}, fmt.Errorf("%w: negative TTL", ErrMintRequest)
+	}
+	for i, s := range r.Scopes {
+		if !isScopeToken(s) {
+			// The scope itself is left out: it may carry request data.
+			return Minted{}, fmt.Errorf("%w: scope %d is not an RFC 6749 scope-token", ErrMintRequest, i)
+		}
 	}
 	ttl := r.TTL
 	if ttl == 0 || ttl > m.maxTTL {
@@ -379,4 +388,22 @@ func mintCacheKey(p Profile, r *MintRequest, scopes []string, ttl time.Duration,
 	}
 	sum := sha256.Sum256(buf)
 	return string(sum[:])
+}
+
+// isScopeToken reports whether s is an RFC 6749 §3.3 scope-token: one or
+// more of %x21 / %x23-5B / %x5D-7E, that is printable ASCII except space,
+// '"' and '\'. The scope claim joins scopes with spaces, so anything else
+// could be read as a second scope.
+func isScopeToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == 0x21, 0x23 <= c && c <= 0x5b, 0x5d <= c && c <= 0x7e:
+		default:
+			return false
+		}
+	}
+	return true
 }

@@ -3,6 +3,7 @@ package tokens_test
 import (
 	"context"
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -318,6 +319,54 @@ func TestMintRejects(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			if _, err := f.minter.Mint(context.Background(), tc.req); !errors.Is(err, tc.want) {
 				t.Fatalf("err = %v, want %v", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestMintScopeTokens: each scope is one RFC 6749 scope-token
+// (%x21 / %x23-5B / %x5D-7E); anything else would change what the
+// space-separated scope claim grants.
+func TestMintScopeTokens(t *testing.T) {
+	f := newMintFixture(t, "ES256")
+	for _, bad := range []string{
+		"",
+		"mcp:tools:x mcp:tools:delete_repo",
+		"tab\there",
+		"new\nline",
+		"nul\x00",
+		`quote"d`,
+		`back\slash`,
+		"del\x7f",
+		"caf\u00e9",
+		"no\u00a0break",
+		"x\u3000y",
+	} {
+		t.Run("refuses "+strconv.Quote(bad), func(t *testing.T) {
+			_, err := f.minter.Mint(context.Background(), tokens.MintRequest{User: "u", Audience: "a", Scopes: []string{"ok", bad}})
+			if !errors.Is(err, tokens.ErrMintRequest) {
+				t.Fatalf("err = %v, want ErrMintRequest", err)
+			}
+			if bad != "" && strings.Contains(err.Error(), bad) {
+				t.Errorf("error %q echoes the scope", err)
+			}
+		})
+	}
+	// Every allowed byte, and the ends of each range.
+	var all []byte
+	for c := byte(0x21); c <= 0x7e; c++ {
+		if c != '"' && c != '\\' {
+			all = append(all, c)
+		}
+	}
+	for _, good := range []string{"!", "#", "[", "]", "~", "mcp:tools:search_issues", "mcp:resources:file%3A%2F%2F%2Fa", string(all)} {
+		t.Run("accepts "+strconv.Quote(good), func(t *testing.T) {
+			m, err := f.minter.Mint(context.Background(), tokens.MintRequest{User: "u", Audience: "a", Scopes: []string{good}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(m.Scopes) != 1 || m.Scopes[0] != good {
+				t.Errorf("scopes = %q", m.Scopes)
 			}
 		})
 	}

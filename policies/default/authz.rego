@@ -3,22 +3,29 @@
 # It answers at data.writ.authz.decision, in this order:
 #
 #   1. No verified identity (input.identity absent): deny, "no verified identity".
-#   2. tools/call of a tool listed in data.writ.denied_tools (empty unless a
+#   2. A route that names a tenant (input.resource.tenant) called by an
+#      identity of another tenant, or of none: deny, "tenant mismatch".
+#   3. tools/call of a tool listed in data.writ.denied_tools (empty unless a
 #      data file sets it, e.g. {"writ": {"denied_tools": ["delete_repo"]}}):
 #      deny, "tool is denied by policy".
-#   3. MCP session methods (initialize, notifications/initialized, ping,
+#   4. MCP session methods (initialize, notifications/initialized, ping,
 #      tools/list, resources/list, prompts/list) from any verified identity:
 #      allow with scope "mcp:session".
-#   4. tools/call, resources/read or prompts/get from a delegated caller (both
+#   5. tools/call, resources/read or prompts/get from a delegated caller (both
 #      identity.user and identity.agent set) on a resource whose sensitivity
 #      is "high": not allowed until a human approves ("approval required for a
 #      high-sensitivity resource", with a binding message and a 10m approval
 #      lifetime). Once input.approval says "approved" the call is allowed; an
 #      approval that was "denied" denies it.
-#   5. tools/call, resources/read or prompts/get from a delegated caller:
+#   6. tools/call, resources/read or prompts/get from a delegated caller:
 #      allow with the single scope "mcp:<tools|resources|prompts>:<name>",
-#      audience input.resource.id (or "mcp://tools"), for 60 seconds.
-#   6. Anything else: deny, "no rule allowed this request".
+#      audience input.resource.id (or "mcp://tools"), for 60 seconds. The
+#      name is query-escaped (urlquery.encode: letters, digits and "-_.~"
+#      stay, a space becomes "+", every other byte "%XX"), so the scope is
+#      one RFC 6749 scope-token whatever the name: "search_issues" gives
+#      "mcp:tools:search_issues", "file:///notes.md" gives
+#      "mcp:resources:file%3A%2F%2F%2Fnotes.md".
+#   7. Anything else: deny, "no rule allowed this request".
 #
 # Copy this file into a policies directory to change it; `writ policy test`
 # runs the tests beside it.
@@ -28,6 +35,8 @@ default decision := {"allow": false, "reason": "no rule allowed this request"}
 
 decision := {"allow": false, "reason": "no verified identity"} if {
 	not input.identity
+} else := {"allow": false, "reason": "tenant mismatch"} if {
+	tenant_mismatch
 } else := {"allow": false, "reason": "tool is denied by policy"} if {
 	input.mcp.method == "tools/call"
 	input.mcp.name in data.writ.denied_tools
@@ -58,7 +67,7 @@ decision := {"allow": false, "reason": "no verified identity"} if {
 } else := {
 	"allow": true,
 	"reason": reason,
-	"scopes": [sprintf("mcp:%s:%s", [call_kinds[input.mcp.method], input.mcp.name])],
+	"scopes": [sprintf("mcp:%s:%s", [call_kinds[input.mcp.method], urlquery.encode(input.mcp.name)])],
 	"audience": audience,
 	"ttl": "60s",
 } if {
@@ -85,6 +94,14 @@ delegated_call if {
 	input.mcp.name != ""
 	input.identity.user != ""
 	input.identity.agent != ""
+}
+
+# The route names a tenant and the identity's tenant differs or is absent.
+# (Written with "not ... ==" rather than object.get(input.identity, ...) so
+# that the policy reads input.identity.tenant only, not the whole identity.)
+tenant_mismatch if {
+	input.resource.tenant
+	not input.identity.tenant == input.resource.tenant
 }
 
 high_sensitivity if input.resource.sensitivity == "high"

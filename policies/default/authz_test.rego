@@ -34,7 +34,7 @@ test_delegated_call_default_audience if {
 
 test_resource_read_and_prompt_get_scopes if {
 	r := authz.decision with input as {"identity": delegated, "mcp": call("resources/read", "file:///notes.md")}
-	r.scopes == ["mcp:resources:file:///notes.md"]
+	r.scopes == ["mcp:resources:file%3A%2F%2F%2Fnotes.md"]
 	p := authz.decision with input as {"identity": delegated, "mcp": call("prompts/get", "summarise")}
 	p.scopes == ["mcp:prompts:summarise"]
 }
@@ -124,4 +124,69 @@ test_not_mcp_denied if {
 test_unknown_mcp_method_denied if {
 	d := authz.decision with input as {"identity": delegated, "mcp": call("sampling/createMessage", "")}
 	d == {"allow": false, "reason": "no rule allowed this request"}
+}
+
+test_tenant_mismatch_denied if {
+	d := authz.decision with input as {
+		"identity": delegated,
+		"mcp": call("tools/call", "search_issues"),
+		"resource": {"id": "mcp://tools-b", "tenant": "globex"},
+	}
+	d == {"allow": false, "reason": "tenant mismatch"}
+}
+
+test_tenant_mismatch_denies_session_methods_too if {
+	d := authz.decision with input as {
+		"identity": delegated,
+		"mcp": {"method": "tools/list", "arguments": {}},
+		"resource": {"tenant": "globex"},
+	}
+	d == {"allow": false, "reason": "tenant mismatch"}
+}
+
+test_identity_without_tenant_denied_on_a_tenant_route if {
+	d := authz.decision with input as {
+		"identity": {"user": "alice", "agent": "research-bot", "actors": [], "scopes": [], "claims": {}, "dev": false},
+		"mcp": call("tools/call", "search_issues"),
+		"resource": {"tenant": "acme"},
+	}
+	d == {"allow": false, "reason": "tenant mismatch"}
+}
+
+test_same_tenant_allowed if {
+	d := authz.decision with input as {
+		"identity": delegated,
+		"mcp": call("tools/call", "search_issues"),
+		"resource": {"id": "mcp://tools", "tenant": "acme"},
+	}
+	d.allow == true
+	d.scopes == ["mcp:tools:search_issues"]
+}
+
+test_route_without_tenant_allows_any_tenant if {
+	d := authz.decision with input as {"identity": delegated, "mcp": call("tools/call", "search_issues"), "resource": {"id": "mcp://tools"}}
+	d.allow == true
+}
+
+test_no_identity_wins_over_tenant_mismatch if {
+	d := authz.decision with input as {"mcp": call("tools/call", "search_issues"), "resource": {"tenant": "acme"}}
+	d == {"allow": false, "reason": "no verified identity"}
+}
+
+# Every byte outside letters, digits and "-_.~" is escaped, so a scope is one
+# RFC 6749 scope-token whatever the name.
+test_scope_names_are_escaped if {
+	every name, want in {
+		"search_issues": "mcp:tools:search_issues",
+		"a-b.c~d": "mcp:tools:a-b.c~d",
+		"x mcp:tools:delete_repo": "mcp:tools:x+mcp%3Atools%3Adelete_repo",
+		"a/b:c": "mcp:tools:a%2Fb%3Ac",
+		"a\"b\\c": "mcp:tools:a%22b%5Cc",
+		"caf\u00e9": "mcp:tools:caf%C3%A9",
+		"x\u3000y": "mcp:tools:x%E3%80%80y",
+		"q?x=1#f": "mcp:tools:q%3Fx%3D1%23f",
+	} {
+		d := authz.decision with input as {"identity": delegated, "mcp": call("tools/call", name)}
+		d.scopes == [want]
+	}
 }
