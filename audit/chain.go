@@ -3,29 +3,69 @@ package audit
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
+	"errors"
 	"fmt"
+	"hash"
 	"time"
 )
 
-// genesis is the prev_hash of the first record in the log.
-const genesis = "0000000000000000000000000000000000000000000000000000000000000000"
+// hashSize is the length of a chain hash: SHA-256.
+const hashSize = sha256.Size
 
-// encode returns the JSON of rec exactly as it is stored and hashed.
-// encoding/json renders a Record deterministically (fields in declaration
-// order, no maps), and the chain hashes the stored bytes themselves, so
-// verification never re-serialises anything.
-func encode(rec *Record) ([]byte, error) {
-	return json.Marshal(rec)
+// chainHash is one link of the chain, stored as 32 raw bytes.
+type chainHash [hashSize]byte
+
+// genesis is the prev_hash of the first record in the log: 32 zero bytes,
+// whose hex form (64 zeros) the first hash covers.
+var genesis chainHash
+
+// errHashLength is a stored hash that is not 32 bytes.
+var errHashLength = errors.New("stored hash is not 32 bytes")
+
+func (h chainHash) String() string { return hex.EncodeToString(h[:]) }
+
+// toHash returns b as a chain hash, and false when it is not 32 bytes.
+func toHash(b []byte) (chainHash, bool) {
+	var h chainHash
+	if len(b) != hashSize {
+		return h, false
+	}
+	copy(h[:], b)
+	return h, true
 }
 
-// chainHash links record to the record before it.
-func chainHash(prevHash string, record []byte) string {
-	h := sha256.New()
-	h.Write([]byte(prevHash))
-	h.Write([]byte{'\n'})
-	h.Write(record)
-	return hex.EncodeToString(h.Sum(nil))
+// encode returns the JSON of rec exactly as it is stored and hashed: what
+// encoding/json.Marshal renders for a Record (fields in declaration order, no
+// maps). The chain hashes the stored bytes themselves, so verification never
+// re-serialises anything.
+func encode(rec *Record) ([]byte, error) {
+	return appendRecord(nil, rec)
+}
+
+// chainer computes links reusing one SHA-256 state; it is not safe for
+// concurrent use.
+type chainer struct {
+	h hash.Hash
+	// prefix is hex(prev) + "\n".
+	prefix [2*hashSize + 1]byte
+	sum    []byte
+}
+
+func newChainer() *chainer {
+	c := &chainer{h: sha256.New()}
+	c.prefix[2*hashSize] = '\n'
+	return c
+}
+
+// next links record to the record before it, whose hash is prev:
+// SHA-256(hex(prev) + "\n" + record).
+func (c *chainer) next(prev chainHash, record []byte) chainHash {
+	hex.Encode(c.prefix[:2*hashSize], prev[:])
+	c.h.Reset()
+	c.h.Write(c.prefix[:])
+	c.h.Write(record)
+	c.sum = c.h.Sum(c.sum[:0])
+	return chainHash(c.sum)
 }
 
 // validate rejects what encode would fail on, so a queued record can always

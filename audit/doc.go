@@ -17,10 +17,13 @@
 //	...
 //	err = log.Close(shutdownCtx) // every accepted record is durable when this returns nil
 //
-// Each row's record column is the Record's JSON (encoding/json: fields in
-// declaration order) exactly as hashed, and its hash is hex(SHA-256(prev_hash + "\n" + record)); the first record's
-// prev_hash is 64 zeros. Verify walks the chain and names the first broken
-// link; Find and Tail read records back.
+// Each row's record column is the Record's JSON exactly as encoding/json
+// renders it (fields in declaration order) and exactly as hashed. Its hash is
+// SHA-256(hex(prev_hash) + "\n" + record), where prev_hash is the previous
+// row's hash and the first record's prev_hash is 32 zero bytes (64 zeros in
+// hex); both are stored as 32 raw bytes and shown as hex by Find. Verify
+// walks the chain and names the first broken link; Find and Tail read records
+// back.
 //
 // The chain proves that no record was altered, inserted or removed before the
 // last one; removing records from the end leaves a shorter valid chain, so the

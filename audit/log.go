@@ -86,10 +86,15 @@ type Log struct {
 	writerTok chan struct{} // held by whoever writes a batch
 
 	// Owned by the holder of writerTok.
-	seq     int64  // seq of the last record written
-	head    string // hash of the last record written
-	recheck bool   // a write failed: read the head from the database before the next
+	seq     int64     // seq of the last record written
+	head    chainHash // hash of the last record written
+	recheck bool      // a write failed: read the head from the database before the next
 	ending  chainPos
+	inserts inserts  // prepared INSERTs, reused by every batch
+	chain   *chainer // SHA-256 state reused for every link
+	buf     []byte   // a chunk's links and records, reused
+	ends    []int    // where each record's hash ends in buf
+	args    []any    // a chunk's INSERT arguments, reused
 
 	// Test hooks, set before Run or Close.
 	afterBatch func(n int, err error)
@@ -101,21 +106,17 @@ type Log struct {
 // it is full or sealed; a writer seals the first batch before reading it, and
 // from then on only the writer touches it.
 type batch struct {
-	recs   []queued
-	sealed bool
+	recs    []Record
+	started time.Time // when the first record was queued
+	sealed  bool
 }
 
 // maxFree is how many emptied batches are kept for reuse.
 const maxFree = 8
 
-type queued struct {
-	rec Record
-	at  time.Time // when it was queued
-}
-
 type chainPos struct {
 	seq  int64
-	hash string
+	hash chainHash
 }
 
 // Open returns a Log appending to db's evidence table, continuing the chain
@@ -135,6 +136,8 @@ func Open(ctx context.Context, db *store.DB, opts Options) (*Log, error) {
 		log:       opts.Logger,
 		seq:       seq,
 		head:      head,
+		chain:     newChainer(),
+		args:      make([]any, 0, 1+rowArgs*maxRows),
 		wake:      make(chan struct{}, 1),
 		writerTok: make(chan struct{}, 1),
 		retryWait: waitFor,
@@ -153,7 +156,6 @@ func (l *Log) Append(rec Record) error {
 	if rec.Time.IsZero() {
 		rec.Time = l.opts.Now()
 	}
-	now := time.Now()
 	l.mu.Lock()
 	if l.closed {
 		l.mu.Unlock()
@@ -175,7 +177,10 @@ func (l *Log) Append(rec Record) error {
 		tail = l.newBatch()
 		l.batches = append(l.batches, tail)
 	}
-	tail.recs = append(tail.recs, queued{rec: rec, at: now})
+	if len(tail.recs) == 0 {
+		tail.started = time.Now()
+	}
+	tail.recs = append(tail.recs, rec)
 	l.count++
 	l.pending.Store(int64(l.count))
 	signal := l.count == 1 || len(tail.recs) == l.opts.BatchSize
@@ -196,7 +201,7 @@ func (l *Log) newBatch() *batch {
 		l.free = l.free[:n-1]
 		return b
 	}
-	return &batch{recs: make([]queued, 0, min(l.opts.BatchSize, 1024))}
+	return &batch{recs: make([]Record, 0, min(l.opts.BatchSize, 1024))}
 }
 
 // Healthy returns nil when new records can be written, or why not:
@@ -279,7 +284,7 @@ func (l *Log) next(now time.Time) (ready bool, wait time.Duration) {
 	if b.sealed || len(b.recs) >= l.opts.BatchSize || len(l.batches) > 1 {
 		return true, 0
 	}
-	wait = l.opts.FlushInterval - now.Sub(b.recs[0].at)
+	wait = l.opts.FlushInterval - now.Sub(b.started)
 	if wait <= 0 {
 		return true, 0
 	}
@@ -298,6 +303,7 @@ func (l *Log) Close(ctx context.Context) error {
 	for {
 		n := l.Pending()
 		if n == 0 {
+			l.releaseStatements()
 			return nil
 		}
 		if err := ctx.Err(); err != nil {
@@ -313,6 +319,14 @@ func (l *Log) Close(ctx context.Context) error {
 		}
 		attempt = 0
 	}
+}
+
+// releaseStatements closes the prepared INSERTs once nothing is left to
+// write; a later write (after Close failed) prepares them again.
+func (l *Log) releaseStatements() {
+	l.writerTok <- struct{}{}
+	l.inserts.close()
+	<-l.writerTok
 }
 
 // backoff is the wait before retry number attempt (from 1).

@@ -3,6 +3,7 @@ package audit
 import (
 	"context"
 	"database/sql"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,7 +11,8 @@ import (
 	"github.com/writ-dev/writ/store"
 )
 
-// Stored is where a record sits in the chain.
+// Stored is where a record sits in the chain. The hashes are hex; the
+// table holds them as 32 raw bytes.
 type Stored struct {
 	Seq      int64
 	PrevHash string
@@ -21,17 +23,19 @@ type Stored struct {
 // ErrNotFound. It does not check the chain; Verify does.
 func Find(ctx context.Context, db *store.DB, decisionID string) (Record, Stored, error) {
 	var (
-		st   Stored
-		body string
+		st             Stored
+		body           string
+		prevHash, hash []byte
 	)
 	err := db.QueryRowContext(ctx, `SELECT seq, record, prev_hash, hash FROM evidence WHERE decision_id = ?`, decisionID).
-		Scan(&st.Seq, &body, &st.PrevHash, &st.Hash)
+		Scan(&st.Seq, &body, &prevHash, &hash)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return Record{}, Stored{}, ErrNotFound
 	case err != nil:
 		return Record{}, Stored{}, fmt.Errorf("audit: find decision: %w", err)
 	}
+	st.PrevHash, st.Hash = hex.EncodeToString(prevHash), hex.EncodeToString(hash)
 	var rec Record
 	if err := json.Unmarshal([]byte(body), &rec); err != nil {
 		return Record{}, Stored{}, fmt.Errorf("audit: decode record seq %d: %w", st.Seq, err)

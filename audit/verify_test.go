@@ -59,9 +59,14 @@ func TestVerifyFindsTampering(t *testing.T) {
 			want:   audit.VerifyResult{Records: 6, FirstBroken: 5, Problem: "decision_id column does not match the record"},
 		},
 		{
-			name:   "at column edited",
-			tamper: `UPDATE evidence SET at = at + 1 WHERE seq = 2`,
-			want:   audit.VerifyResult{Records: 6, FirstBroken: 2, Problem: "at column does not match the record's time"},
+			name:   "hash truncated",
+			tamper: `UPDATE evidence SET hash = substr(hash, 1, 31) WHERE seq = 2`,
+			want:   audit.VerifyResult{Records: 6, FirstBroken: 2, Problem: "prev_hash or hash is not 32 bytes"},
+		},
+		{
+			name:   "hash stored as hex text",
+			tamper: `UPDATE evidence SET hash = hex(hash) WHERE seq = 4`,
+			want:   audit.VerifyResult{Records: 6, FirstBroken: 4, Problem: "prev_hash or hash is not 32 bytes"},
 		},
 	}
 	for _, tt := range tests {
@@ -100,13 +105,16 @@ func TestVerifyEmpty(t *testing.T) {
 // its own hash agree, so only the next link can show it.
 func rewrite(t *testing.T, db *store.DB, seq int64) {
 	t.Helper()
-	var prev, body string
+	var (
+		prev []byte
+		body string
+	)
 	if err := db.QueryRowContext(t.Context(), `SELECT prev_hash, record FROM evidence WHERE seq = ?`, seq).Scan(&prev, &body); err != nil {
 		t.Fatalf("read seq %d: %v", seq, err)
 	}
 	forged := strings.Replace(body, `"outcome":"allow"`, `"outcome":"deny"`, 1)
-	sum := sha256.Sum256([]byte(prev + "\n" + forged))
-	if _, err := db.ExecContext(t.Context(), `UPDATE evidence SET record = ?, hash = ? WHERE seq = ?`, forged, hex.EncodeToString(sum[:]), seq); err != nil {
+	sum := sha256.Sum256([]byte(hex.EncodeToString(prev) + "\n" + forged))
+	if _, err := db.ExecContext(t.Context(), `UPDATE evidence SET record = ?, hash = ? WHERE seq = ?`, forged, sum[:], seq); err != nil {
 		t.Fatalf("rewrite seq %d: %v", seq, err)
 	}
 }

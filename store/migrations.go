@@ -8,10 +8,9 @@ var migrations = []string{
 	`CREATE TABLE evidence (
 		seq         INTEGER PRIMARY KEY,
 		decision_id TEXT    NOT NULL UNIQUE,
-		at          INTEGER NOT NULL, -- unix nanoseconds
 		record      TEXT    NOT NULL, -- canonical JSON of the record, without hashes
-		prev_hash   TEXT    NOT NULL,
-		hash        TEXT    NOT NULL
+		prev_hash   BLOB    NOT NULL, -- SHA-256, 32 bytes
+		hash        BLOB    NOT NULL  -- SHA-256(hex(prev_hash) "\n" record), 32 bytes
 	);
 	CREATE TABLE signing_keys (
 		kid          TEXT    PRIMARY KEY,
