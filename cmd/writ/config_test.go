@@ -1,6 +1,8 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -106,4 +108,22 @@ func FuzzParseConfig(f *testing.F) {
 		}
 		_ = cfg.Validate() // must not panic
 	})
+}
+
+func TestServeFlagsOverrideTheFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "writ.yaml")
+	if err := os.WriteFile(path, []byte("listen:\n  grpc: 127.0.0.1:1001\n  http: 127.0.0.1:1002\n  api: 127.0.0.1:1003\ndata_dir: /from/file\npolicies: /file/policies\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, dev, err := serveConfig([]string{"--config", path, "--grpc", "127.0.0.1:2001", "--api", "127.0.0.1:2003", "--data-dir", "/from/flag", "--dev"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Listen.GRPC != "127.0.0.1:2001" || cfg.Listen.HTTP != "127.0.0.1:1002" || cfg.Listen.API != "127.0.0.1:2003" ||
+		cfg.DataDir != "/from/flag" || cfg.Policies != "/file/policies" || !dev {
+		t.Errorf("got %+v dev=%t", cfg, dev)
+	}
+	if _, _, err := serveConfig([]string{"--grpc", "nowhere"}); err == nil || err.Error() != `config: listen.grpc: "nowhere" is not host:port` {
+		t.Errorf("a bad flag value must fail validation: %v", err)
+	}
 }

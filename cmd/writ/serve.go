@@ -38,6 +38,17 @@ const devAudience = "urn:writ:dev:audience"
 const shutdownGrace = 10 * time.Second
 
 func serveCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cfg, dev, err := serveConfig(args)
+	if err != nil {
+		return err
+	}
+	logger := newLogger(stderr, cfg.Log.Level)
+	return serve(ctx, cfg, dev, logger, stdout)
+}
+
+// serveConfig parses serve's flags, loads the file and applies the flags
+// over it; the result is validated.
+func serveConfig(args []string) (Config, bool, error) {
 	fs := newFlags("serve")
 	configPath := fs.String("config", "", "YAML configuration file (default: embedded defaults)")
 	grpcAddr := fs.String("grpc", "", "ext_authz gRPC listen address (overrides listen.grpc)")
@@ -47,14 +58,14 @@ func serveCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	policyDir := fs.String("policies", "", "policy directory (overrides policies)")
 	dev := fs.Bool("dev", false, "trust the local development issuer (writ dev token); every evidence record says so")
 	if err := fs.Parse(args); err != nil {
-		return err
+		return Config{}, false, err
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("%w: serve takes no arguments, got %q", errUsage, fs.Args())
+		return Config{}, false, fmt.Errorf("%w: serve takes no arguments, got %q", errUsage, fs.Args())
 	}
 	cfg, err := loadConfig(*configPath)
 	if err != nil {
-		return err
+		return cfg, false, err
 	}
 	override(&cfg.Listen.GRPC, *grpcAddr)
 	override(&cfg.Listen.HTTP, *httpAddr)
@@ -62,10 +73,9 @@ func serveCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	override(&cfg.DataDir, *dataDir)
 	override(&cfg.Policies, *policyDir)
 	if err := cfg.Validate(); err != nil {
-		return err
+		return cfg, false, err
 	}
-	logger := newLogger(stderr, cfg.Log.Level)
-	return serve(ctx, cfg, *dev, logger, stdout)
+	return cfg, *dev, nil
 }
 
 func override(dst *string, v string) {
