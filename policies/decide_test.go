@@ -23,7 +23,17 @@ func engineWith(t *testing.T, src string, data map[string]any) *policies.Engine 
 	return e
 }
 
-func TestDecideDefaultPolicy(t *testing.T) {
+// defaultPolicyCase is one request to the default policy and the decision
+// it must get, with data for the default bundle when set.
+type defaultPolicyCase struct {
+	name string
+	data map[string]any
+	in   *policies.Input
+	want policies.Decision
+}
+
+// defaultPolicyCases covers every branch of the default policy.
+func defaultPolicyCases() []defaultPolicyCase {
 	withSensitivity := func(in *policies.Input, s string) *policies.Input {
 		in.Resource = &policies.Resource{ID: "https://billing.internal", Sensitivity: s}
 		return in
@@ -38,12 +48,7 @@ func TestDecideDefaultPolicy(t *testing.T) {
 			MCP:      &policies.MCP{Method: method},
 		}
 	}
-	tests := []struct {
-		name string
-		data map[string]any
-		in   *policies.Input
-		want policies.Decision
-	}{
+	return []defaultPolicyCase{
 		{
 			name: "no identity",
 			in:   &policies.Input{MCP: &policies.MCP{Method: "tools/call", Name: "search_issues"}},
@@ -169,7 +174,10 @@ func TestDecideDefaultPolicy(t *testing.T) {
 			want: policies.Decision{Reason: "no rule allowed this request"},
 		},
 	}
-	for _, tt := range tests {
+}
+
+func TestDecideDefaultPolicy(t *testing.T) {
+	for _, tt := range defaultPolicyCases() {
 		t.Run(tt.name, func(t *testing.T) {
 			e := policies.NewEngine(policies.Options{})
 			if tt.data != nil {

@@ -24,6 +24,46 @@
 //		MCP:      &policies.MCP{Method: "tools/call", Name: "search_issues"},
 //	})
 //
+// # Decision cache
+//
+// Decide evaluates a policy on only the part of the input the revision can
+// read, so for a deterministic policy the decision is a function of the
+// revision and that pruned input, and the engine keeps successful
+// decisions in a bounded cache (Options.DecisionCacheSize entries,
+// 100000 by default). The rules:
+//
+//   - A revision is cached only if no rule of any of its modules refers
+//     to a builtin whose result can change for the same arguments: one
+//     OPA marks nondeterministic (http.send, net.lookup_ip_addr,
+//     opa.runtime, rand.intn, uuid.rfc4122, io.jwt.decode_verify,
+//     io.jwt.encode_sign, io.jwt.encode_sign_raw, json.match_schema,
+//     json.verify_schema), any time.* builtin, or
+//     crypto.x509.parse_and_verify_certificates[_with_options], which
+//     check validity against the clock. A call, or a `with` that
+//     substitutes such a builtin, anywhere in the revision is enough,
+//     whether or not the entrypoint reaches it. print statements are
+//     removed when the policy is compiled and trace only writes to a
+//     tracer, so neither affects a decision. The revision's data is fixed
+//     when it loads and the engine registers no builtins of its own.
+//   - The key is a SHA-256 digest of the revision (its id, and a number
+//     unique to each time a revision is loaded) and of a canonical
+//     encoding of the pruned input: every value tagged and
+//     length-prefixed, object keys in sorted order, so it does not depend
+//     on the order maps were filled and two inputs share it only when
+//     they are the same JSON document. A hit is returned only when the
+//     entry's revision, full digest and canonical input all equal the
+//     request's, so even a digest collision cannot return a decision made
+//     for another input; for a canonical input over 512 bytes the entry
+//     keeps a SHA3-256 digest of it instead, and both digests must match.
+//   - Only successful decisions are cached, never errors. Loading a
+//     revision makes its entries unreachable by any other revision,
+//     including an earlier load of the same files; old entries age out
+//     as the cache evicts.
+//   - A Decision from Decide can be shared with other callers and must
+//     be treated as read-only.
+//
+// CacheStats counts hits and misses for a metric.
+//
 // Policies are Rego v1 (OPA 1.x syntax: `if` before rule bodies,
 // `contains` for multi-value rules). Test runs a policy directory's Rego
 // tests the way `opa test` does.

@@ -41,6 +41,13 @@ type Options struct {
 	// Debounce is how long Watch waits after the last file change before it
 	// reloads. Default: 100ms.
 	Debounce time.Duration
+	// DecisionCacheSize is how many decisions the engine keeps, to answer
+	// a request whose revision and pruned input (what the policy can read
+	// of it) match an earlier one without evaluating the policy again.
+	// Only revisions whose decisions are a pure function of their input
+	// are cached (see the package documentation). Zero means
+	// DefaultDecisionCacheSize (100000); negative disables the cache.
+	DecisionCacheSize int
 }
 
 // Engine evaluates requests against the current policy revision. It is
@@ -53,6 +60,9 @@ type Engine struct {
 
 	current atomic.Pointer[revision]
 	loadMu  sync.Mutex // serialises loads so an older load never wins
+
+	cache       *decisionCache // nil when disabled
+	generations atomic.Uint64  // numbers each prepared revision
 }
 
 // revision is one compiled, prepared policy revision.
@@ -61,6 +71,13 @@ type revision struct {
 	envoy bool // the query is data.envoy.authz.allow
 	query rego.PreparedEvalQuery
 	need  *need // what of input the policy can read
+	// uncacheable says why this revision's decisions are never cached
+	// (it calls a nondeterministic builtin); empty when they may be.
+	uncacheable string
+	// generation is unique to this revision among the engine's
+	// revisions, even when the same content is loaded again; cache
+	// entries carry it, so no other revision can see them.
+	generation uint64
 }
 
 // NewEngine returns an engine serving the embedded default policy.
@@ -76,12 +93,52 @@ func NewEngine(opts Options) *Engine {
 	if e.debounce <= 0 {
 		e.debounce = 100 * time.Millisecond
 	}
+	if size := opts.DecisionCacheSize; size >= 0 {
+		if size == 0 {
+			size = DefaultDecisionCacheSize
+		}
+		cache, err := newDecisionCache(size)
+		if err != nil {
+			e.log.Error("decision cache not available; deciding without it", "error", err)
+		}
+		e.cache = cache
+	}
 	rev, err := prepare(context.Background(), DefaultBundle(), "")
 	if err != nil {
 		panic("policies: embedded default policy: " + err.Error())
 	}
+	rev.generation = e.generations.Add(1)
 	e.current.Store(rev)
 	return e
+}
+
+// CacheStats returns how many decisions came from the decision cache
+// (hits) and how many cacheable requests were evaluated because none
+// matched (misses), since the engine was made. Requests decided by a
+// revision that is never cached, or with the cache disabled, count as
+// neither.
+func (e *Engine) CacheStats() (hits, misses uint64) {
+	if e.cache == nil {
+		return 0, 0
+	}
+	return e.cache.hits.Load(), e.cache.misses.Load()
+}
+
+// Wait blocks until every decision stored so far is in the cache (or has
+// been refused by it); tests use it.
+func (e *Engine) Wait() {
+	if e.cache != nil {
+		e.cache.entries.Wait()
+	}
+}
+
+// Close releases the decision cache and its goroutine. Call it after the
+// last Decide has returned, never while one may run; decisions made after
+// Close are evaluated without the cache.
+func (e *Engine) Close() {
+	if e.cache != nil {
+		e.cache.entries.Close()
+	}
 }
 
 // Revision returns the revision currently serving: "sha256:" and the first
@@ -120,7 +177,11 @@ func (e *Engine) load(ctx context.Context, b Bundle, dir string) (string, error)
 	if err != nil {
 		return "", err
 	}
+	rev.generation = e.generations.Add(1)
 	e.current.Store(rev)
+	if rev.uncacheable != "" && e.cache != nil {
+		e.log.InfoContext(ctx, "decisions of this policy revision are not cached", "revision", rev.id, "reason", rev.uncacheable)
+	}
 	return rev.id, nil
 }
 
@@ -180,7 +241,13 @@ func prepare(ctx context.Context, b Bundle, dir string) (*revision, error) {
 		}
 		return nil, fmt.Errorf("%w: prepare %s: %w", ErrCompile, query, err)
 	}
-	return &revision{id: id, envoy: query.Equal(envoyEntrypoint), query: pq, need: inputNeedOf(compiler)}, nil
+	return &revision{
+		id:          id,
+		envoy:       query.Equal(envoyEntrypoint),
+		query:       pq,
+		need:        inputNeedOf(compiler),
+		uncacheable: uncacheableReason(compiler),
+	}, nil
 }
 
 // parseModules parses Rego v1 modules, reporting every file that fails.
@@ -241,6 +308,13 @@ func astErrorsText(errs ast.Errors) string {
 // Errors wrap ErrEvaluation or ErrDecisionType; the caller must deny.
 // Only what the policy can read of in is converted; in.AttributesFunc is
 // called at most once, and only when the policy can read input.attributes.
+//
+// A successful decision may come from the decision cache, and the one
+// returned on a miss is the one cached: its maps, slices and pointers
+// (Scopes, Headers, ResponseHeaders, RemoveHeaders, DynamicMetadata,
+// Approval, Credential) are shared with every other caller that gets the
+// same decision. Treat the returned Decision as read-only; copy what you
+// need to change.
 func (e *Engine) Decide(ctx context.Context, in *Input) (Decision, string, error) {
 	rev := e.current.Load()
 	if in == nil {
@@ -253,6 +327,29 @@ func (e *Engine) Decide(ctx context.Context, in *Input) (Decision, string, error
 	if ctx.Err() != nil {
 		return Decision{}, rev.id, evalError(ctx, ctx.Err())
 	}
+	if e.cache == nil || rev.uncacheable != "" {
+		d, err := rev.evaluate(ctx, input)
+		return d, rev.id, err
+	}
+	key, ok := keyOf(rev, input)
+	if !ok {
+		d, err := rev.evaluate(ctx, input)
+		return d, rev.id, err
+	}
+	defer key.release()
+	if d, ok := e.cache.lookup(&key); ok {
+		return d, rev.id, nil
+	}
+	d, err := rev.evaluate(ctx, input)
+	if err != nil {
+		return Decision{}, rev.id, err // errors are never cached
+	}
+	e.cache.store(&key, d)
+	return d, rev.id, nil
+}
+
+// evaluate runs the revision's query on input and reads its decision.
+func (rev *revision) evaluate(ctx context.Context, input ast.Value) (Decision, error) {
 	// Without these options OPA starts a goroutine per evaluation to watch
 	// ctx and fills a fresh metrics set nobody reads.
 	cancel := topdown.NewCancel()
@@ -264,17 +361,17 @@ func (e *Engine) Decide(ctx context.Context, in *Input) (Decision, string, error
 	)
 	stop()
 	if err != nil {
-		return Decision{}, rev.id, evalError(ctx, err)
+		return Decision{}, evalError(ctx, err)
 	}
 	switch {
 	case len(rs) == 0:
-		return Decision{Allow: false, Reason: reasonUndefined}, rev.id, nil
+		return Decision{Allow: false, Reason: reasonUndefined}, nil
 	case len(rs) > 1 || len(rs[0].Expressions) != 1:
-		return Decision{}, rev.id, fmt.Errorf("%w: the query produced %d results, want one", ErrEvaluation, len(rs))
+		return Decision{}, fmt.Errorf("%w: the query produced %d results, want one", ErrEvaluation, len(rs))
 	}
 	v, ok := rs[0].Expressions[0].Value.(ast.Value)
 	if !ok {
-		return Decision{}, rev.id, fmt.Errorf("%w: unexpected result type %T", ErrEvaluation, rs[0].Expressions[0].Value)
+		return Decision{}, fmt.Errorf("%w: unexpected result type %T", ErrEvaluation, rs[0].Expressions[0].Value)
 	}
 	var d Decision
 	if rev.envoy {
@@ -283,9 +380,9 @@ func (e *Engine) Decide(ctx context.Context, in *Input) (Decision, string, error
 		d, err = writDecision(v)
 	}
 	if err != nil {
-		return Decision{}, rev.id, err
+		return Decision{}, err
 	}
-	return d, rev.id, nil
+	return d, nil
 }
 
 // evalError keeps an evaluation error's code and location but never its

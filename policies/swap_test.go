@@ -127,6 +127,7 @@ func TestWatch(t *testing.T) {
 		Debounce: 10 * time.Millisecond,
 		OnReload: func(rev string, err error) { reloads <- reload{rev, err} },
 	})
+	defer e.Close()
 	first, err := e.LoadDir(ctx, dir)
 	if err != nil {
 		t.Fatal(err)
