@@ -30,11 +30,15 @@ type Config struct {
 	TrustedIssuers []tokens.IssuerConfig `yaml:"trusted_issuers"`
 	// Policies is a directory of .rego and data files; empty means the
 	// embedded default policy.
-	Policies string          `yaml:"policies"`
-	Tokens   TokensConfig    `yaml:"tokens"`
-	Check    extauthz.Config `yaml:"check"`
-	Evidence EvidenceConfig  `yaml:"evidence"`
-	Log      LogConfig       `yaml:"log"`
+	Policies string `yaml:"policies"`
+	// DecisionCacheSize bounds the decision cache (entries). Decisions of a
+	// deterministic policy are cached by the exact input it reads; 0 means
+	// the default (100000), a negative number switches the cache off.
+	DecisionCacheSize int             `yaml:"decision_cache_size"`
+	Tokens            TokensConfig    `yaml:"tokens"`
+	Check             extauthz.Config `yaml:"check"`
+	Evidence          EvidenceConfig  `yaml:"evidence"`
+	Log               LogConfig       `yaml:"log"`
 }
 
 // ListenConfig holds the listen addresses.

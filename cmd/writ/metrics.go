@@ -3,7 +3,7 @@ package main
 import "github.com/prometheus/client_golang/prometheus"
 
 // cacheStater is a cache that counts its lookups (tokens.Verifier,
-// tokens.Minter).
+// policies.Engine, tokens.Minter).
 type cacheStater interface {
 	CacheStats() (hits, misses uint64)
 }
@@ -24,7 +24,7 @@ type cacheCollector struct {
 func newCacheCollector(caches ...namedCache) *cacheCollector {
 	return &cacheCollector{
 		desc: prometheus.NewDesc("writ_cache_requests_total",
-			"Cache lookups on the Check path by cache (verify: inbound token identities, mint: writ tokens) and result (hit, miss); hit ratio = hit / (hit + miss).",
+			"Cache lookups on the Check path by cache (verify: inbound token identities, decision: policy decisions, mint: writ tokens) and result (hit, miss); hit ratio = hit / (hit + miss).",
 			[]string{"cache", "result"}, nil),
 		caches: caches,
 	}

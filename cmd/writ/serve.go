@@ -140,7 +140,8 @@ func serve(ctx context.Context, cfg Config, dev bool, logger *slog.Logger, stdou
 	}
 	defer verifier.Close()
 
-	engine := policies.NewEngine(policies.Options{Logger: logger})
+	engine := policies.NewEngine(policies.Options{Logger: logger, DecisionCacheSize: cfg.DecisionCacheSize})
+	defer engine.Close() // after every server has stopped: no Decide runs any more
 	if cfg.Policies != "" {
 		if _, err := engine.LoadDir(ctx, cfg.Policies); err != nil {
 			return err
@@ -159,7 +160,7 @@ func serve(ctx context.Context, cfg Config, dev bool, logger *slog.Logger, stdou
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "writ_evidence_pending", Help: "Evidence records accepted and not yet durably written.",
 	}, func() float64 { return float64(evidence.Pending()) }))
-	reg.MustRegister(newCacheCollector(namedCache{"verify", verifier}, namedCache{"mint", minter}))
+	reg.MustRegister(newCacheCollector(namedCache{"verify", verifier}, namedCache{"decision", engine}, namedCache{"mint", minter}))
 	metrics := extauthz.NewMetrics(reg)
 
 	checkCfg := cfg.Check
