@@ -105,17 +105,13 @@ type result struct {
 	errors, denied int64
 }
 
-// drive sends requests for d from workers goroutines; rate > 0 paces the
-// total to that many requests a second.
+// drive sends requests for d from workers goroutines. rate > 0 paces the
+// total to that many requests a second: each worker keeps its own schedule
+// (workers/rate apart, staggered), so pacing does not depend on one shared
+// ticker's resolution.
 func drive(clients []authv3.AuthorizationClient, reqs []*authv3.CheckRequest, workers int, d time.Duration, rate float64) result {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
-	var tick <-chan time.Time
-	if rate > 0 {
-		t := time.NewTicker(time.Duration(float64(time.Second) / rate))
-		defer t.Stop()
-		tick = t.C
-	}
 	var (
 		mu        sync.Mutex
 		latencies []time.Duration
@@ -125,18 +121,25 @@ func drive(clients []authv3.AuthorizationClient, reqs []*authv3.CheckRequest, wo
 		wg        sync.WaitGroup
 	)
 	start := time.Now()
+	var interval time.Duration
+	if rate > 0 {
+		interval = time.Duration(float64(workers) / rate * float64(time.Second))
+	}
 	for i := 0; i < workers; i++ {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
 			local := make([]time.Duration, 0, 1<<14)
 			c := clients[i%len(clients)]
+			next := start.Add(interval * time.Duration(i) / time.Duration(workers))
 			for n := i; ctx.Err() == nil; n += workers {
-				if tick != nil {
-					select {
-					case <-tick:
-					case <-ctx.Done():
-						continue
+				if interval > 0 {
+					if wait := time.Until(next); wait > 0 {
+						time.Sleep(wait)
+					}
+					next = next.Add(interval)
+					if behind := time.Now(); next.Before(behind) {
+						next = behind // never burst to catch up
 					}
 				}
 				t0 := time.Now()
