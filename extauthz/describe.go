@@ -515,21 +515,18 @@ func isJSONContentType(ct string) bool {
 }
 
 // decodeJSON decodes a whole body as JSON with numbers kept as
-// json.Number, rejecting trailing data.
+// json.Number, as encoding/json's Decoder with UseNumber does (a repeated
+// key keeps its last value, invalid UTF-8 in a string becomes U+FFFD),
+// rejecting trailing data.
 func decodeJSON(body []byte) (any, error) {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
-		return nil, err
-	}
-	if len(bytes.TrimLeft(body[dec.InputOffset():], " \t\r\n")) > 0 {
-		return nil, errTrailingData
+	v, result := decodeJSONValue(body, jsonMaxDepth)
+	if result != jsonOK && result != jsonDuplicate {
+		return nil, errNotJSON
 	}
 	return v, nil
 }
 
-var errTrailingData = errors.New("extauthz: data after the JSON value")
+var errNotJSON = errors.New("extauthz: body is not one JSON value")
 
 // parsePathAndQuery computes parsed_path and parsed_query as
 // opa-envoy-plugin does: the path is percent-decoded, its leading slashes

@@ -1,8 +1,10 @@
 package extauthz
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -13,7 +15,10 @@ import (
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/google/go-cmp/cmp"
+	"github.com/gowebpki/jcs"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/writ-dev/writ/policies"
 )
 
 // mcpFixtures returns the JSON-RPC bodies under testdata/mcp.
@@ -152,6 +157,10 @@ func FuzzParseMCP(f *testing.F) {
 	}
 	f.Add([]byte(nil), "tools/call", "")
 	f.Add([]byte(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"Ü"}}`), "tools/call", b64("Ü"))
+	for _, s := range jsonEdgeCases {
+		f.Add([]byte(s), "", "")
+	}
+	f.Add([]byte(`{"jsonrpc":"2.0","id":1.5e3,"method":"tools/call","params":{"name":"a\u00e9","arguments":{"\ud83d\ude00":[-0,1E2,0.10,"\u0000<"],"b":{"\u0061":null}}}}`), "", "")
 
 	f.Fuzz(func(t *testing.T, body []byte, methodHeader, nameHeader string) {
 		headers := map[string]string{}
@@ -161,7 +170,28 @@ func FuzzParseMCP(f *testing.F) {
 		if nameHeader != "" {
 			headers[hdrMCPName] = nameHeader
 		}
+		// The decoders give what encoding/json gives, and writ's view of
+		// the call is the view from encoding/json's value, its digest the
+		// digest of jcs.Transform.
+		checkDecodersAgree(t, body)
 		call, id, err := parseMCP(body, headers)
+		refCall, refID, refErr := refParseMCP(body, headers)
+		if fmt.Sprint(err) != fmt.Sprint(refErr) {
+			t.Fatalf("error %v, from encoding/json %v", err, refErr)
+		}
+		if diff := cmp.Diff(refCall, call); diff != "" {
+			t.Fatalf("call differs from encoding/json's (-want +got):\n%s", diff)
+		}
+		if !bytes.Equal(id, refID) {
+			t.Fatalf("id %s, from encoding/json %s", id, refID)
+		}
+		if call != nil && call.Arguments != nil {
+			digest, err := argumentsDigest(call.Arguments)
+			want, wantErr := jcsDigest(refCall.Arguments)
+			if (err != nil) != (wantErr != nil) || digest != want {
+				t.Fatalf("digest %q (%v), jcs.Transform %q (%v)", digest, err, want, wantErr)
+			}
+		}
 		if err != nil {
 			var re *requestError
 			if !errors.As(err, &re) || re.Status != 400 || re.Code == 0 || !slices.Contains(rpcCodes, re.Code) {
@@ -212,6 +242,32 @@ func FuzzParseMCP(f *testing.F) {
 			_, _ = argumentsDigest(call.Arguments)
 		}
 	})
+}
+
+// refParseMCP is parseMCP on encoding/json's decoding of the body.
+func refParseMCP(body []byte, headers map[string]string) (*policies.MCP, json.RawMessage, error) {
+	if len(bytes.TrimSpace(body)) == 0 {
+		return parseMCP(body, headers) // nothing to decode
+	}
+	v, err := refDecodeJSONRPC(body)
+	if err != nil {
+		return nil, nil, err
+	}
+	return mcpFromBody(v, headers)
+}
+
+// jcsDigest is the hex SHA-256 of jcs.Transform of the arguments as
+// encoding/json writes them.
+func jcsDigest(args map[string]any) (string, error) {
+	raw, err := json.Marshal(args)
+	if err != nil {
+		return "", err
+	}
+	canonical, err := jcs.Transform(raw)
+	if err != nil {
+		return "", err
+	}
+	return canonicalDigest(string(canonical)), nil
 }
 
 func FuzzAttributes(f *testing.F) {

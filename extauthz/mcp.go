@@ -11,7 +11,9 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode"
+	"unicode/utf16"
 	"unicode/utf8"
 
 	"github.com/gowebpki/jcs"
@@ -109,33 +111,36 @@ func rpcError(code int, id json.RawMessage, msg string) *requestError {
 // json.Number, bools and nils, refusing invalid UTF-8, trailing data,
 // nesting beyond maxRPCDepth and duplicate object keys at any depth.
 //
-// encoding/json decodes; a scan of the (by then valid) text counts its
-// object keys and nesting. Fewer map entries than keys in the text means
-// two keys decoded to the same name: a duplicate, even when spelled with
-// different escapes.
+// Wherever each occurs in the text, invalid UTF-8 (-32700) is refused
+// before nesting (-32600), nesting before malformed JSON (-32700), and
+// malformed JSON before a duplicate key (-32600). A duplicate is a key
+// that decodes to the same name as another of its object, even when
+// spelled with other escapes.
 func decodeJSONRPC(body []byte) (any, error) {
 	if !utf8.Valid(body) {
 		return nil, rpcError(rpcParseError, nil, msgParseError)
 	}
-	keys, depth := scanKeys(body)
-	if depth > maxRPCDepth {
+	v, result := decodeJSONValue(body, maxRPCDepth)
+	switch result {
+	case jsonTooDeep:
 		return nil, rpcError(rpcInvalidRequest, nil, msgTooDeep)
-	}
-	v, err := decodeJSON(body)
-	if err != nil {
+	case jsonMalformed:
+		// The text nests too deeply further on than the decoder read.
+		if nestingDepth(body) > maxRPCDepth {
+			return nil, rpcError(rpcInvalidRequest, nil, msgTooDeep)
+		}
 		return nil, rpcError(rpcParseError, nil, msgParseError)
-	}
-	if countKeys(v) != keys {
+	case jsonDuplicate:
 		return nil, rpcError(rpcInvalidRequest, nil, msgDuplicateKey)
 	}
 	return v, nil
 }
 
-// scanKeys counts the object keys in JSON text (a string followed by a
-// colon is a key) and measures its deepest nesting. On text that is not
-// valid JSON the counts mean nothing; callers decode it as well.
-func scanKeys(b []byte) (keys, maxDepth int) {
-	depth := 0
+// nestingDepth measures the deepest nesting of brackets in JSON text,
+// skipping strings. On text that is not JSON it still counts, so that
+// deep nesting is refused as such wherever the text breaks.
+func nestingDepth(b []byte) int {
+	depth, maxDepth := 0, 0
 	for i := 0; i < len(b); i++ {
 		switch b[i] {
 		case '"':
@@ -144,50 +149,474 @@ func scanKeys(b []byte) (keys, maxDepth int) {
 					i++
 				}
 			}
-			j := i + 1
-			for j < len(b) && (b[j] == ' ' || b[j] == '\t' || b[j] == '\n' || b[j] == '\r') {
-				j++
-			}
-			if j < len(b) && b[j] == ':' {
-				keys++
-			}
 		case '{', '[':
 			depth++
-			if depth > maxDepth {
-				maxDepth = depth
-			}
+			maxDepth = max(maxDepth, depth)
 		case '}', ']':
 			depth--
 		}
 	}
-	return keys, maxDepth
+	return maxDepth
 }
 
-// countKeys counts the map entries in a decoded JSON value.
-func countKeys(v any) int {
-	switch t := v.(type) {
-	case map[string]any:
-		n := len(t)
-		for _, e := range t {
-			n += countKeys(e)
-		}
-		return n
-	case []any:
-		n := 0
-		for _, e := range t {
-			n += countKeys(e)
-		}
-		return n
+// jsonMaxDepth is encoding/json's bound on nesting.
+const jsonMaxDepth = 10000
+
+// jsonResult is how decodeJSONValue went.
+type jsonResult uint8
+
+const (
+	jsonOK jsonResult = iota
+	// jsonDuplicate: the text is JSON, and an object in it repeats a key
+	// (the value holds the last one, as encoding/json keeps).
+	jsonDuplicate
+	jsonMalformed
+	// jsonTooDeep: decoding stopped at nesting beyond the bound.
+	jsonTooDeep
+)
+
+// decodeJSONValue decodes JSON text, with nothing but white space after
+// the value, into exactly what encoding/json's Decoder, with UseNumber,
+// gives an any: map[string]any, []any (never nil), string, json.Number
+// holding the number as written, bool and nil. Strings are unescaped as
+// encoding/json does: a lone or misordered surrogate escape becomes U+FFFD,
+// and so does each byte of invalid UTF-8 (callers that refuse invalid
+// UTF-8 check it first). It nests at most maxDepth arrays and objects.
+//
+// It reads the text once, and makes each map at its final size; the
+// value is nil unless the result is jsonOK or jsonDuplicate.
+func decodeJSONValue(body []byte, maxDepth int) (any, jsonResult) {
+	d := jsonDecoders.Get().(*jsonDecoder)
+	d.b, d.maxDepth = body, maxDepth
+	v, result := d.decode()
+	d.reset()
+	jsonDecoders.Put(d)
+	return v, result
+}
+
+var jsonDecoders = sync.Pool{New: func() any {
+	return &jsonDecoder{keys: make([]string, 0, 16), vals: make([]any, 0, 32)}
+}}
+
+// jsonDecoder holds the state of one decodeJSONValue; it is pooled for its
+// buffers.
+type jsonDecoder struct {
+	b        []byte
+	i        int
+	depth    int
+	maxDepth int
+
+	duplicate bool
+	tooDeep   bool
+
+	// keys and vals hold the members of the objects and the elements of
+	// the arrays being decoded, innermost last, so that each map is made
+	// once at its final size.
+	keys    []string
+	vals    []any
+	scratch []byte // unescaped string
+}
+
+func (d *jsonDecoder) decode() (any, jsonResult) {
+	v, ok := d.value()
+	if ok {
+		d.skipSpace()
+		ok = d.i == len(d.b)
 	}
-	return 0
+	switch {
+	case d.tooDeep:
+		return nil, jsonTooDeep
+	case !ok:
+		return nil, jsonMalformed
+	case d.duplicate:
+		return v, jsonDuplicate
+	}
+	return v, jsonOK
+}
+
+// reset readies d for the pool: nothing of the text kept, buffers grown
+// by a large text dropped.
+func (d *jsonDecoder) reset() {
+	clear(d.keys)
+	clear(d.vals)
+	*d = jsonDecoder{keys: d.keys[:0], vals: d.vals[:0], scratch: d.scratch[:0]}
+	if cap(d.keys) > 1024 {
+		d.keys = make([]string, 0, 16)
+	}
+	if cap(d.vals) > 1024 {
+		d.vals = make([]any, 0, 32)
+	}
+	if cap(d.scratch) > 64<<10 {
+		d.scratch = nil
+	}
+}
+
+func (d *jsonDecoder) skipSpace() {
+	for d.i < len(d.b) {
+		switch d.b[d.i] {
+		case ' ', '\t', '\n', '\r':
+			d.i++
+		default:
+			return
+		}
+	}
+}
+
+func (d *jsonDecoder) value() (any, bool) {
+	d.skipSpace()
+	if d.i >= len(d.b) {
+		return nil, false
+	}
+	switch c := d.b[d.i]; c {
+	case '{':
+		return d.object()
+	case '[':
+		return d.array()
+	case '"':
+		s, ok := d.str()
+		if !ok {
+			return nil, false
+		}
+		return boxString(s), true
+	case 't':
+		return true, d.literal("true")
+	case 'f':
+		return false, d.literal("false")
+	case 'n':
+		return nil, d.literal("null")
+	default:
+		if c == '-' || ('0' <= c && c <= '9') {
+			return d.number()
+		}
+	}
+	return nil, false
+}
+
+func (d *jsonDecoder) literal(word string) bool {
+	if len(d.b)-d.i < len(word) || string(d.b[d.i:d.i+len(word)]) != word {
+		return false
+	}
+	d.i += len(word)
+	return true
+}
+
+// enter counts one more level of nesting; false when that is too deep.
+func (d *jsonDecoder) enter() bool {
+	d.depth++
+	if d.depth > d.maxDepth {
+		d.tooDeep = true
+		return false
+	}
+	return true
+}
+
+func (d *jsonDecoder) object() (any, bool) {
+	if !d.enter() {
+		return nil, false
+	}
+	d.i++ // '{'
+	keyBase, valBase := len(d.keys), len(d.vals)
+	d.skipSpace()
+	if d.i < len(d.b) && d.b[d.i] == '}' {
+		d.i++
+		d.depth--
+		return map[string]any{}, true
+	}
+	for {
+		d.skipSpace()
+		if d.i >= len(d.b) || d.b[d.i] != '"' {
+			return nil, false
+		}
+		k, ok := d.str()
+		if !ok {
+			return nil, false
+		}
+		d.skipSpace()
+		if d.i >= len(d.b) || d.b[d.i] != ':' {
+			return nil, false
+		}
+		d.i++
+		v, ok := d.value()
+		if !ok {
+			return nil, false
+		}
+		d.keys = append(d.keys, k)
+		d.vals = append(d.vals, v)
+		d.skipSpace()
+		if d.i >= len(d.b) {
+			return nil, false
+		}
+		if c := d.b[d.i]; c == ',' {
+			d.i++
+			continue
+		} else if c != '}' {
+			return nil, false
+		}
+		d.i++
+		break
+	}
+	keys, vals := d.keys[keyBase:], d.vals[valBase:]
+	m := make(map[string]any, len(keys))
+	for j, k := range keys {
+		m[k] = vals[j]
+	}
+	if len(m) != len(keys) {
+		d.duplicate = true
+	}
+	clear(vals)
+	d.keys, d.vals = d.keys[:keyBase], d.vals[:valBase]
+	d.depth--
+	return m, true
+}
+
+func (d *jsonDecoder) array() (any, bool) {
+	if !d.enter() {
+		return nil, false
+	}
+	d.i++ // '['
+	base := len(d.vals)
+	d.skipSpace()
+	if d.i < len(d.b) && d.b[d.i] == ']' {
+		d.i++
+		d.depth--
+		return []any{}, true
+	}
+	for {
+		v, ok := d.value()
+		if !ok {
+			return nil, false
+		}
+		d.vals = append(d.vals, v)
+		d.skipSpace()
+		if d.i >= len(d.b) {
+			return nil, false
+		}
+		if c := d.b[d.i]; c == ',' {
+			d.i++
+			continue
+		} else if c != ']' {
+			return nil, false
+		}
+		d.i++
+		break
+	}
+	list := make([]any, len(d.vals)-base)
+	copy(list, d.vals[base:])
+	clear(d.vals[base:])
+	d.vals = d.vals[:base]
+	d.depth--
+	return list, true
+}
+func (d *jsonDecoder) number() (any, bool) {
+	b, i := d.b, d.i
+	if b[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(b) && b[i] == '0':
+		i++
+	case i < len(b) && '1' <= b[i] && b[i] <= '9':
+		i = skipDigits(b, i+1)
+	default:
+		return nil, false
+	}
+	if i < len(b) && b[i] == '.' {
+		j := skipDigits(b, i+1)
+		if j == i+1 {
+			return nil, false
+		}
+		i = j
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		j := skipDigits(b, i)
+		if j == i {
+			return nil, false
+		}
+		i = j
+	}
+	n := json.Number(b[d.i:i])
+	d.i = i
+	return n, true
+}
+
+func skipDigits(b []byte, i int) int {
+	for i < len(b) && '0' <= b[i] && b[i] <= '9' {
+		i++
+	}
+	return i
+}
+
+// str decodes the string at d.i. Strings without escapes (most of them)
+// are copied once; the names of JSON-RPC and MCP members, and the
+// JSON-RPC version, are not copied at all.
+func (d *jsonDecoder) str() (string, bool) {
+	b := d.b
+	start := d.i + 1
+	for j := start; j < len(b); j++ {
+		switch c := b[j]; {
+		case c == '"':
+			d.i = j + 1
+			return internJSONString(b[start:j]), true
+		case c == '\\' || c < 0x20 || c >= 0x80:
+			return d.strSlow(start, j)
+		}
+	}
+	return "", false
+}
+
+// strSlow decodes a string from j on, b[start:j] being plain ASCII.
+func (d *jsonDecoder) strSlow(start, j int) (string, bool) {
+	b := d.b
+	buf := append(d.scratch[:0], b[start:j]...)
+	for j < len(b) {
+		c := b[j]
+		switch {
+		case c == '"':
+			d.i = j + 1
+			d.scratch = buf
+			return string(buf), true
+		case c < 0x20:
+			return "", false
+		case c < 0x80:
+			if c != '\\' {
+				buf = append(buf, c)
+				j++
+				continue
+			}
+			if j+1 >= len(b) {
+				return "", false
+			}
+			switch e := b[j+1]; e {
+			case '"', '\\', '/':
+				buf = append(buf, e)
+			case 'b':
+				buf = append(buf, '\b')
+			case 'f':
+				buf = append(buf, '\f')
+			case 'n':
+				buf = append(buf, '\n')
+			case 'r':
+				buf = append(buf, '\r')
+			case 't':
+				buf = append(buf, '\t')
+			case 'u':
+				r := hex4(b[j+2:])
+				if r < 0 {
+					return "", false
+				}
+				j += 6
+				if utf16.IsSurrogate(r) {
+					// A pair when a low surrogate escape follows; else
+					// U+FFFD, and what follows is read on its own.
+					if len(b)-j >= 6 && b[j] == '\\' && b[j+1] == 'u' {
+						if pair := utf16.DecodeRune(r, hex4(b[j+2:])); pair != unicode.ReplacementChar {
+							r = pair
+							j += 6
+						}
+					}
+					if utf16.IsSurrogate(r) {
+						r = unicode.ReplacementChar
+					}
+				}
+				buf = utf8.AppendRune(buf, r)
+				continue
+			default:
+				return "", false
+			}
+			j += 2
+		default:
+			r, size := utf8.DecodeRune(b[j:])
+			if r == utf8.RuneError && size == 1 {
+				buf = utf8.AppendRune(buf, utf8.RuneError)
+			} else {
+				buf = append(buf, b[j:j+size]...)
+			}
+			j += size
+		}
+	}
+	return "", false
+}
+
+// hex4 reads four hex digits; -1 when there are not four.
+func hex4(b []byte) rune {
+	if len(b) < 4 {
+		return -1
+	}
+	var r rune
+	for _, c := range b[:4] {
+		switch {
+		case '0' <= c && c <= '9':
+			c -= '0'
+		case 'a' <= c && c <= 'f':
+			c -= 'a' - 10
+		case 'A' <= c && c <= 'F':
+			c -= 'A' - 10
+		default:
+			return -1
+		}
+		r = r<<4 | rune(c)
+	}
+	return r
+}
+
+// boxString is any(s), without allocating for the values JSON-RPC bodies
+// repeat.
+func boxString(s string) any {
+	switch s {
+	case "2.0":
+		return "2.0"
+	case "tools/call":
+		return "tools/call"
+	case "tools/list":
+		return "tools/list"
+	case "resources/read":
+		return "resources/read"
+	case "prompts/get":
+		return "prompts/get"
+	}
+	return s
+}
+
+// internJSONString returns the strings every JSON-RPC body repeats
+// without allocating them.
+func internJSONString(b []byte) string {
+	switch string(b) {
+	case "jsonrpc":
+		return "jsonrpc"
+	case "2.0":
+		return "2.0"
+	case "id":
+		return "id"
+	case "method":
+		return "method"
+	case "params":
+		return "params"
+	case "name":
+		return "name"
+	case "arguments":
+		return "arguments"
+	case "tools/call":
+		return "tools/call"
+	}
+	return string(b)
 }
 
 // checkFolded refuses a key of obj that equals one of members ignoring
 // case (Unicode simple folding) without being it.
 func checkFolded(obj map[string]any, members []string, id json.RawMessage) error {
 	for key := range obj {
+		// Members are ASCII; an ASCII key of another length cannot fold to
+		// one (a non-ASCII key can: U+212A KELVIN SIGN folds to "k").
+		ascii := isASCII(key)
 		for _, m := range members {
-			if key != m && strings.EqualFold(key, m) {
+			if key == m || (ascii && len(key) != len(m)) {
+				continue
+			}
+			if strings.EqualFold(key, m) {
 				if _, exact := obj[m]; exact {
 					return rpcError(rpcInvalidRequest, id, msgDuplicateKey)
 				}
@@ -196,6 +625,15 @@ func checkFolded(obj map[string]any, members []string, id json.RawMessage) error
 		}
 	}
 	return nil
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
 }
 
 // mcpFromBody reads the MCP call out of a decoded JSON-RPC body.
@@ -392,6 +830,9 @@ func appendCanonical(b []byte, v any) ([]byte, error) {
 	case string:
 		return appendCanonicalString(b, t), nil
 	case json.Number:
+		if canonicalInteger(string(t)) {
+			return append(b, t...), nil
+		}
 		f, err := strconv.ParseFloat(string(t), 64)
 		if err != nil {
 			return nil, err
@@ -412,20 +853,25 @@ func appendCanonical(b []byte, v any) ([]byte, error) {
 		}
 		return append(b, ']'), nil
 	case map[string]any:
-		keys := make([]string, 0, len(t))
-		for k := range t {
-			keys = append(keys, k)
+		type member struct {
+			key   string
+			value any
 		}
-		slices.SortFunc(keys, compareUTF16)
+		var small [8]member
+		members := small[:0]
+		for k, e := range t {
+			members = append(members, member{k, e})
+		}
+		slices.SortFunc(members, func(x, y member) int { return compareUTF16(x.key, y.key) })
 		b = append(b, '{')
-		for i, k := range keys {
+		for i, m := range members {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = appendCanonicalString(b, k)
+			b = appendCanonicalString(b, m.key)
 			b = append(b, ':')
 			var err error
-			if b, err = appendCanonical(b, t[k]); err != nil {
+			if b, err = appendCanonical(b, m.value); err != nil {
 				return nil, err
 			}
 		}
@@ -448,8 +894,14 @@ func appendCanonicalNumber(b []byte, f float64) ([]byte, error) {
 func appendCanonicalString(b []byte, s string) []byte {
 	const hexDigits = "0123456789abcdef"
 	b = append(b, '"')
+	plain := 0 // s[plain:i] needs no escape
 	for i := 0; i < len(s); i++ {
 		c := s[i]
+		if c >= 0x20 && c != '"' && c != '\\' {
+			continue
+		}
+		b = append(b, s[plain:i]...)
+		plain = i + 1
 		switch c {
 		case '"', '\\':
 			b = append(b, '\\', c)
@@ -464,14 +916,30 @@ func appendCanonicalString(b []byte, s string) []byte {
 		case '\t':
 			b = append(b, '\\', 't')
 		default:
-			if c < 0x20 {
-				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			} else {
-				b = append(b, c)
-			}
+			b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
 		}
 	}
+	b = append(b, s[plain:]...)
 	return append(b, '"')
+}
+
+// canonicalInteger reports a JSON number that RFC 8785 writes as it is: an
+// integer of at most 15 digits (exact in a float64, and below 1e21) other
+// than -0.
+func canonicalInteger(n string) bool {
+	digits := n
+	if digits != "" && digits[0] == '-' {
+		digits = digits[1:]
+	}
+	if digits == "" || len(digits) > 15 || (digits[0] == '0' && len(n) > 1) {
+		return false
+	}
+	for i := 0; i < len(digits); i++ {
+		if digits[i] < '0' || digits[i] > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // compareUTF16 orders strings by their UTF-16 code units, as RFC 8785

@@ -1,15 +1,20 @@
 package extauthz
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"math/rand/v2"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/gowebpki/jcs"
@@ -589,4 +594,149 @@ func BenchmarkArgumentsDigest(b *testing.B) {
 			}
 		}
 	})
+}
+
+// refDecodeJSON is the reference for decodeJSON: encoding/json's Decoder
+// with UseNumber, trailing data refused.
+func refDecodeJSON(body []byte) (any, error) {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, err
+	}
+	if len(bytes.TrimLeft(body[dec.InputOffset():], " \t\r\n")) > 0 {
+		return nil, errors.New("trailing data")
+	}
+	return v, nil
+}
+
+// refDecodeJSONRPC is the reference for decodeJSONRPC, built on
+// encoding/json: UTF-8 checked first, then nesting counted on the text,
+// then the decode, then duplicates found as fewer map entries than keys
+// in the text.
+func refDecodeJSONRPC(body []byte) (any, error) {
+	if !utf8.Valid(body) {
+		return nil, rpcError(rpcParseError, nil, msgParseError)
+	}
+	keys, depth := 0, 0
+	for i, d := 0, 0; i < len(body); i++ {
+		switch body[i] {
+		case '"':
+			for i++; i < len(body) && body[i] != '"'; i++ {
+				if body[i] == '\\' {
+					i++
+				}
+			}
+			j := i + 1
+			for j < len(body) && strings.IndexByte(" \t\r\n", body[j]) >= 0 {
+				j++
+			}
+			if j < len(body) && body[j] == ':' {
+				keys++
+			}
+		case '{', '[':
+			d++
+			depth = max(depth, d)
+		case '}', ']':
+			d--
+		}
+	}
+	if depth > maxRPCDepth {
+		return nil, rpcError(rpcInvalidRequest, nil, msgTooDeep)
+	}
+	v, err := refDecodeJSON(body)
+	if err != nil {
+		return nil, rpcError(rpcParseError, nil, msgParseError)
+	}
+	var count func(any) int
+	count = func(v any) int {
+		n := 0
+		switch t := v.(type) {
+		case map[string]any:
+			n = len(t)
+			for _, e := range t {
+				n += count(e)
+			}
+		case []any:
+			for _, e := range t {
+				n += count(e)
+			}
+		}
+		return n
+	}
+	if count(v) != keys {
+		return nil, rpcError(rpcInvalidRequest, nil, msgDuplicateKey)
+	}
+	return v, nil
+}
+
+// checkDecodersAgree holds decodeJSON and decodeJSONRPC to their
+// encoding/json references: the same value (nil slices and maps told
+// apart from empty ones), or both refusing, with the same JSON-RPC error.
+func checkDecodersAgree(t *testing.T, body []byte) {
+	t.Helper()
+	want, wantErr := refDecodeJSON(body)
+	got, gotErr := decodeJSON(body)
+	if (wantErr != nil) != (gotErr != nil) {
+		t.Fatalf("decodeJSON(%q): error %v, encoding/json error %v", body, gotErr, wantErr)
+	}
+	if !reflect.DeepEqual(want, got) {
+		t.Fatalf("decodeJSON(%q) = %#v, encoding/json %#v", body, got, want)
+	}
+	want, wantErr = refDecodeJSONRPC(body)
+	got, gotErr = decodeJSONRPC(body)
+	if fmt.Sprint(wantErr) != fmt.Sprint(gotErr) {
+		t.Fatalf("decodeJSONRPC(%q): error %v, reference %v", body, gotErr, wantErr)
+	}
+	if !reflect.DeepEqual(want, got) {
+		t.Fatalf("decodeJSONRPC(%q) = %#v, reference %#v", body, got, want)
+	}
+}
+
+// jsonEdgeCases are texts where a JSON decoder can go wrong.
+var jsonEdgeCases = []string{
+	``, ` `, `{}`, `[]`, `[ ]`, `{ }`, `null`, `true`, `false`, `nul`, `tru`, `falsey`, `0`, `-0`, `01`, `-`, `1.`, `.1`,
+	`1e`, `1e+`, `1E-2`, `1.5e+10`, `-12.50`, `123456789012345678901234567890`, `1e400`, `2.`, `+1`, `0x10`,
+	`""`, `"a"`, `"\"\\\/\b\f\n\r\t"`, `"\u0041\u00e9\u20ac"`, `"\uD83D\uDE00"`, `"\ud83d"`, `"\ude00"`,
+	`"\ud83d\u0041"`, `"\ud83d\ud83d\ude00"`, `"\ude00\ud83d"`, `"\ud83d\uZZZZ"`, `"\u12"`, `"\x41"`, `"\'"`,
+	`"\u0000"`, "\"\x00\"", "\"\x1f\"", "\"\x7f\"", `"é"`, "\"\xff\"", "\"\xed\xa0\x80\"", "\"\xef\xbf\xbd\"",
+	"\xef\xbb\xbf{}", "{}\xef\xbb\xbf", `{"a":1}x`, `{"a":1} {"b":2}`, `{"a":1}` + "\n\t\r ", `[1,]`, `[,1]`,
+	`{"a":1,}`, `{,"a":1}`, `{"a" 1}`, `{"a":}`, `{a:1}`, `{'a':1}`, `{"a":1 "b":2}`, `[1 2]`, `{"a":1`, `[1`,
+	`"abc`, `"abc\`, `{"a":1,"a":2}`, `{"a":1,"\u0061":2}`, `{"\ud800":1,"\udc00":2}`, `[{"a":1,"a":1}]`,
+	`{"a":{"b":1,"b":2}}`, `{"a":[],"b":{},"c":[{}],"d":[[]]}`, `[null,true,false,"",0,{}]`,
+	`{"a":1,"a":2,"x":` + strings.Repeat("[", 70), strings.Repeat("[", 64) + strings.Repeat("]", 64),
+	strings.Repeat("[", 65) + strings.Repeat("]", 65), strings.Repeat(`{"a":`, 65) + "1" + strings.Repeat("}", 65),
+	`[1,}` + strings.Repeat("[", 65), `"[[[[` + strings.Repeat("[", 70) + `"`, "\xff" + strings.Repeat("[", 70),
+	`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"n","arguments":{"k":"v","k":"w"}}}`,
+}
+
+func TestDecodersMatchEncodingJSON(t *testing.T) {
+	for _, s := range jsonEdgeCases {
+		checkDecodersAgree(t, []byte(s))
+	}
+	for _, body := range mcpFixtures(t) {
+		checkDecodersAgree(t, body)
+	}
+	r := rand.New(rand.NewPCG(7159, 2))
+	for range 2000 {
+		raw, err := json.Marshal(randomJSON(r, 0))
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkDecodersAgree(t, raw)
+	}
+}
+
+// TestDecodeJSONDepth: decodeJSON nests as deep as encoding/json and no
+// deeper.
+func TestDecodeJSONDepth(t *testing.T) {
+	for _, n := range []int{jsonMaxDepth, jsonMaxDepth + 1} {
+		body := []byte(strings.Repeat("[", n) + strings.Repeat("]", n))
+		_, wantErr := refDecodeJSON(body)
+		_, gotErr := decodeJSON(body)
+		if (wantErr != nil) != (gotErr != nil) || (gotErr != nil) != (n > jsonMaxDepth) {
+			t.Errorf("depth %d: error %v, encoding/json error %v", n, gotErr, wantErr)
+		}
+	}
 }
