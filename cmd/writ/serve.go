@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
 	"time"
 
@@ -287,6 +288,9 @@ func newGRPCServer(srv *extauthz.Server, tlsCfg *tls.Config) (*grpc.Server, *hea
 	if tlsCfg != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(tlsCfg)))
 	}
+	// A fixed pool of stream workers (one per CPU) serves Checks without a
+	// goroutine per call.
+	opts = append(opts, grpc.NumStreamWorkers(uint32(runtime.GOMAXPROCS(0))))
 	g := grpc.NewServer(opts...)
 	srv.RegisterGRPC(g)
 	hs := health.NewServer()
