@@ -722,3 +722,22 @@ func TestCheckRecordsResourceURIWithoutQuery(t *testing.T) {
 		})
 	}
 }
+
+// TestCheckDynamicMetadata: the policy's dynamic_metadata (JSON data, with
+// numbers as OPA renders them) reaches Envoy beside the decision id.
+func TestCheckDynamicMetadata(t *testing.T) {
+	dec := policies.Decision{Allow: true, Audience: "https://tickets.internal", DynamicMetadata: map[string]any{
+		"route": "tickets", "weight": json.Number("3"), "tags": []any{"a", json.Number("1.5")}, "nested": map[string]any{"ok": true},
+	}}
+	r := newRig(t, rigOptions{engine: fixedDecision{dec: dec}})
+	resp, err := r.srv.Check(t.Context(), writtest.ToolCall("search_issues", nil, r.token(t, "alice", "bot"), nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := resp.GetDynamicMetadata().AsMap()
+	want := map[string]any{"route": "tickets", "weight": 3.0, "tags": []any{"a", 1.5}, "nested": map[string]any{"ok": true},
+		"decision_id": writtest.Header(resp, "x-writ-decision-id")}
+	if string(mustJSON(got)) != string(mustJSON(want)) {
+		t.Errorf("dynamic_metadata = %s, want %s", mustJSON(got), mustJSON(want))
+	}
+}

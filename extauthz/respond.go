@@ -13,6 +13,7 @@ import (
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/writ-dev/writ/policies"
@@ -233,15 +234,7 @@ func respond(decisionID string, v verdict) *authv3.CheckResponse {
 			}
 			headers = append(headers, overwrite(k, v.setHeaders[k]))
 		}
-		meta := map[string]any{}
-		for k, val := range v.dynamicMetadata {
-			meta[k] = val
-		}
-		meta["decision_id"] = decisionID
-		dm, err := structpb.NewStruct(meta)
-		if err != nil {
-			dm, _ = structpb.NewStruct(map[string]any{"decision_id": decisionID})
-		}
+		dm := dynamicMetadata(decisionID, v.dynamicMetadata)
 		return &authv3.CheckResponse{
 			Status:          &rpcstatus.Status{Code: int32(codes.OK)},
 			DynamicMetadata: dm,
@@ -306,6 +299,28 @@ func denialBody(decisionID string, v verdict) string {
 		return `{"error":"server_error","decision_id":"` + decisionID + `"}`
 	}
 	return string(b)
+}
+
+// dynamicMetadata is the decision's dynamic_metadata plus decision_id. The
+// policy's part is JSON data (numbers as json.Number), which protojson
+// turns into a Struct; what cannot be represented is dropped whole, never
+// the decision id.
+func dynamicMetadata(decisionID string, fromPolicy map[string]any) *structpb.Struct {
+	id := structpb.NewStringValue(decisionID)
+	if len(fromPolicy) == 0 {
+		return &structpb.Struct{Fields: map[string]*structpb.Value{"decision_id": id}}
+	}
+	dm := &structpb.Struct{}
+	if raw, err := json.Marshal(fromPolicy); err == nil {
+		if err := protojson.Unmarshal(raw, dm); err != nil {
+			dm = &structpb.Struct{}
+		}
+	}
+	if dm.Fields == nil {
+		dm.Fields = map[string]*structpb.Value{}
+	}
+	dm.Fields["decision_id"] = id
+	return dm
 }
 
 func grpcCode(status int) codes.Code {
