@@ -147,15 +147,28 @@ type cacheKey struct {
 
 var keyBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
 
-// keyOf computes the key of input under rev. It is false when the input
-// holds a value that has no canonical form (it never does when Decide
-// built it). release must be called once the key is no longer used.
+// keyOf computes the key of input, an OPA value, under rev. It is false
+// when the input holds a value that has no canonical form (it never does
+// when Decide built it). release must be called once the key is no longer
+// used. Decide computes the same key from the Go input (keyFromGo).
 func keyOf(rev *revision, input ast.Value) (cacheKey, bool) {
-	buf := keyBuffers.Get().(*[]byte)
-	b := binary.BigEndian.AppendUint64((*buf)[:0], rev.generation)
-	b = appendCanonicalString(b, rev.id)
-	prefix := len(b)
+	buf, b, prefix := startKey(rev)
 	b, ok := appendCanonical(b, input, 0)
+	return finishKey(rev, buf, b, prefix, ok)
+}
+
+// startKey takes a pooled buffer and writes the revision into it; the
+// canonical input follows from prefix on.
+func startKey(rev *revision) (buf *[]byte, b []byte, prefix int) {
+	buf = keyBuffers.Get().(*[]byte)
+	b = binary.BigEndian.AppendUint64((*buf)[:0], rev.generation)
+	b = appendCanonicalString(b, rev.id)
+	return buf, b, len(b)
+}
+
+// finishKey digests b, the revision and the canonical input, into a key;
+// when !ok it returns the buffer to the pool and no key.
+func finishKey(rev *revision, buf *[]byte, b []byte, prefix int, ok bool) (cacheKey, bool) {
 	*buf = b[:0]
 	if !ok {
 		keyBuffers.Put(buf)

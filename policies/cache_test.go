@@ -2,6 +2,7 @@ package policies_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -370,5 +371,77 @@ decision := {"allow": true, "reason": concat(" ", [%q, input.identity.user, inpu
 	wg.Wait()
 	if h, m := e.CacheStats(); h+m != workers*perWorker {
 		t.Errorf("hits %d + misses %d, want every one of %d decisions counted", h, m, workers*perWorker)
+	}
+}
+
+// TestDecisionCacheAttributes: with the cache on, AttributesFunc is called
+// once per decision, hit or miss, when the policy reads input.attributes,
+// and never when it does not; attributes that differ in what the policy
+// reads are never answered from another request's entry.
+func TestDecisionCacheAttributes(t *testing.T) {
+	attrs := func(method string) map[string]any {
+		return map[string]any{"request": map[string]any{"http": map[string]any{"method": method, "id": "ignored-" + method}}}
+	}
+	reads := map[string]string{"p.rego": "package writ.authz\ndecision := {\"allow\": true, \"reason\": input.attributes.request.http.method}"}
+	ignores := map[string]string{"p.rego": "package writ.authz\ndecision := {\"allow\": true, \"reason\": input.mcp.name}"}
+	tests := []struct {
+		name      string
+		modules   map[string]string
+		method    string // the attributes of the second request
+		wantCalls int    // per decision
+		want      string // the second decision's reason
+		wantStats stats
+	}{
+		{"policy reads attributes, same method", reads, "POST", 1, "POST", stats{1, 1}},
+		{"policy reads attributes, other method", reads, "GET", 1, "GET", stats{0, 2}},
+		{"policy ignores attributes", ignores, "GET", 0, "search_issues", stats{1, 1}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEngine(t, 0)
+			load(t, e, tt.modules)
+			for i, method := range []string{"POST", tt.method} {
+				in := delegatedCall("search_issues")
+				calls := 0
+				in.AttributesFunc = func() map[string]any { calls++; return attrs(method) }
+				d := decide(t, e, in)
+				e.Wait()
+				if calls != tt.wantCalls {
+					t.Errorf("decision %d: AttributesFunc called %d times, want %d", i+1, calls, tt.wantCalls)
+				}
+				if i == 1 && d.Reason != tt.want {
+					t.Errorf("second decision reason %q, want %q", d.Reason, tt.want)
+				}
+			}
+			if s := cacheStats(e); s != tt.wantStats {
+				t.Errorf("stats %+v, want %+v", s, tt.wantStats)
+			}
+		})
+	}
+}
+
+// TestDecisionCacheNumberSpellings: a number is the same input whatever
+// Go type holds it, so a request with 1 as a json.Number hits the entry
+// made for 1 as a float64, and one with 2 does not.
+func TestDecisionCacheNumberSpellings(t *testing.T) {
+	e := newEngine(t, 0)
+	load(t, e, map[string]string{"p.rego": "package writ.authz\ndecision := {\"allow\": input.mcp.arguments.n == 1, \"reason\": sprintf(\"%v\", [input.mcp.arguments.n])}"})
+	call := func(n any) *policies.Input {
+		in := delegatedCall("x")
+		in.MCP.Arguments = map[string]any{"n": n}
+		return in
+	}
+	first := decide(t, e, call(1.0))
+	e.Wait()
+	for _, n := range []any{json.Number("1"), 1, int64(1), uint64(1)} {
+		if d := decide(t, e, call(n)); d.Reason != first.Reason || !d.Allow {
+			t.Errorf("%T 1: decision %+v, want %+v", n, d, first)
+		}
+	}
+	if d := decide(t, e, call(json.Number("2"))); d.Allow || d.Reason != "2" {
+		t.Errorf("2: decision %+v, want a denial for 2", d)
+	}
+	if got, want := cacheStats(e), (stats{4, 2}); got != want {
+		t.Errorf("stats %+v, want %+v", got, want)
 	}
 }

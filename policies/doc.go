@@ -50,7 +50,8 @@
 //     encoding of the pruned input: every value tagged and
 //     length-prefixed, object keys in sorted order, so it does not depend
 //     on the order maps were filled and two inputs share it only when
-//     they are the same JSON document. A hit is returned only when the
+//     they are the same JSON document. It is computed from the Go Input
+//     directly, so a hit never converts the input for OPA. A hit is returned only when the
 //     entry's revision, full digest and canonical input all equal the
 //     request's, so even a digest collision cannot return a decision made
 //     for another input; for a canonical input over 512 bytes the entry

@@ -320,32 +320,40 @@ func (e *Engine) Decide(ctx context.Context, in *Input) (Decision, string, error
 	if in == nil {
 		in = &Input{}
 	}
-	input, err := in.astValue(rev.need)
+	attrs := in.attributesFor(rev.need) // AttributesFunc's one call, if any
+	if e.cache != nil && rev.uncacheable == "" {
+		// The key comes from the Go input; the OPA value is built only on a
+		// miss (see keyFromGo for why equal keys mean equal OPA inputs).
+		if key, ok := keyFromGo(rev, in, attrs); ok {
+			defer key.release()
+			if ctx.Err() != nil {
+				return Decision{}, rev.id, evalError(ctx, ctx.Err())
+			}
+			if d, ok := e.cache.lookup(&key); ok {
+				return d, rev.id, nil
+			}
+			input, err := in.astValueWith(rev.need, attrs)
+			if err != nil {
+				return Decision{}, rev.id, err
+			}
+			d, err := rev.evaluate(ctx, input)
+			if err != nil {
+				return Decision{}, rev.id, err // errors are never cached
+			}
+			e.cache.store(&key, d)
+			return d, rev.id, nil
+		}
+	}
+	// Uncached, or an input with no key, which astValueWith rejects.
+	input, err := in.astValueWith(rev.need, attrs)
 	if err != nil {
 		return Decision{}, rev.id, err
 	}
 	if ctx.Err() != nil {
 		return Decision{}, rev.id, evalError(ctx, ctx.Err())
 	}
-	if e.cache == nil || rev.uncacheable != "" {
-		d, err := rev.evaluate(ctx, input)
-		return d, rev.id, err
-	}
-	key, ok := keyOf(rev, input)
-	if !ok {
-		d, err := rev.evaluate(ctx, input)
-		return d, rev.id, err
-	}
-	defer key.release()
-	if d, ok := e.cache.lookup(&key); ok {
-		return d, rev.id, nil
-	}
 	d, err := rev.evaluate(ctx, input)
-	if err != nil {
-		return Decision{}, rev.id, err // errors are never cached
-	}
-	e.cache.store(&key, d)
-	return d, rev.id, nil
+	return d, rev.id, err
 }
 
 // evaluate runs the revision's query on input and reads its decision.

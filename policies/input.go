@@ -140,6 +140,7 @@ var (
 type need struct {
 	all     bool
 	members map[string]*need
+	sorted  []string // the names of members in ascending order, once sealed
 }
 
 // needAll is the need of a value read in full.
@@ -155,6 +156,27 @@ func (n *need) member(k string) *need {
 	default:
 		return n.members[k]
 	}
+}
+
+// seal records, in n and below, the member names in ascending order, so
+// that keying a decision does not sort them again. n must not change
+// afterwards.
+func (n *need) seal() {
+	if n.all || len(n.members) == 0 {
+		return
+	}
+	n.sorted = slices.Sorted(maps.Keys(n.members))
+	for _, m := range n.members {
+		m.seal()
+	}
+}
+
+// sortedMembers returns the names of n's members in ascending order.
+func (n *need) sortedMembers() []string {
+	if n.sorted != nil || len(n.members) == 0 {
+		return n.sorted
+	}
+	return slices.Sorted(maps.Keys(n.members))
 }
 
 // capacity is how many members an object of at most full members will
@@ -258,6 +280,7 @@ func inputNeedOf(c *ast.Compiler) *need {
 			walk(r)
 		}
 	}
+	root.seal()
 	return root
 }
 
@@ -266,13 +289,16 @@ func inputNeedOf(c *ast.Compiler) *need {
 // read; it is what Decide evaluates. It calls AttributesFunc when the
 // policy can read input.attributes and Attributes is nil.
 func (in *Input) astValue(n *need) (ast.Value, error) {
+	return in.astValueWith(n, in.attributesFor(n))
+}
+
+// astValueWith is astValue with the attributes already resolved by
+// attributesFor, so that a decision calls AttributesFunc at most once.
+// Input.appendCanonical mirrors it: a change here must be made there too.
+func (in *Input) astValueWith(n *need, attrs map[string]any) (ast.Value, error) {
 	obj := ast.NewObjectWithCapacity(9)
 
 	if m := n.member("attributes"); m != nil {
-		attrs := in.Attributes
-		if attrs == nil && in.AttributesFunc != nil {
-			attrs = in.AttributesFunc()
-		}
 		v, err := prunedValue(attrs, m, "input.attributes", 0)
 		if err != nil {
 			return nil, err
