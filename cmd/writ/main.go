@@ -7,6 +7,8 @@
 //	writ policy test DIR                       run Rego tests
 //	writ keys rotate                           publish a new signing key
 //	writ audit verify | show DECISION_ID       read the evidence log
+//	writ xds --mesh FILE --policies DIR        serve Envoy config and policy over ADS
+//	writ xds render --mesh FILE                print the Envoy resources a mesh makes
 package main
 
 import (
@@ -23,13 +25,15 @@ import (
 const usage = `writ — decides every agent request, mints a token for exactly that call, and records why.
 
 Usage:
-  writ serve  [--config FILE] [--grpc ADDR] [--http ADDR] [--api ADDR] [--data-dir DIR] [--policies DIR] [--dev]
+  writ serve  [--config FILE] [--grpc ADDR] [--http ADDR] [--api ADDR] [--data-dir DIR] [--policies DIR | --xds ADDR] [--dev]
   writ check  --tool NAME [--args JSON] [--token T] [--addr ADDR] [--resource ID] [--tenant T] [--sensitivity S]
   writ dev token --user U --agent A [--tenant T] [--scope S]... [--ttl D] [--data-dir DIR]
   writ policy test [-v] DIR
   writ keys rotate [--config FILE] [--data-dir DIR]
   writ audit verify [--config FILE] [--data-dir DIR]
   writ audit show [--config FILE] [--data-dir DIR] DECISION_ID
+  writ xds    [--mesh FILE] [--policies DIR] [--listen ADDR] [--api ADDR] [--validate=false]
+  writ xds render --mesh FILE [--format yaml|json]
 
 Run "writ COMMAND --help" for a command's flags.
 `
@@ -64,6 +68,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = keysCommand(ctx, args[1:], stdout)
 	case "audit":
 		err = auditCommand(ctx, args[1:], stdout)
+	case "xds":
+		err = xdsCommand(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

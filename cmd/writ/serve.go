@@ -40,17 +40,28 @@ const devAudience = "urn:writ:dev:audience"
 const shutdownGrace = 10 * time.Second
 
 func serveCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	cfg, dev, err := serveConfig(args)
+	cfg, flags, err := parseServe(args)
 	if err != nil {
 		return err
 	}
 	logger := newLogger(stderr, cfg.Log.Level)
-	return serve(ctx, cfg, dev, logger, stdout)
+	return serve(ctx, cfg, flags, logger, stdout)
+}
+
+// serveFlags are serve's flags that are not configuration keys.
+type serveFlags struct {
+	dev bool
+	xds string // control plane address: the policy comes from there
 }
 
 // serveConfig parses serve's flags, loads the file and applies the flags
 // over it; the result is validated.
 func serveConfig(args []string) (Config, bool, error) {
+	cfg, flags, err := parseServe(args)
+	return cfg, flags.dev, err
+}
+
+func parseServe(args []string) (Config, serveFlags, error) {
 	fs := newFlags("serve")
 	configPath := fs.String("config", "", "YAML configuration file (default: embedded defaults)")
 	grpcAddr := fs.String("grpc", "", "ext_authz gRPC listen address (overrides listen.grpc)")
@@ -59,15 +70,16 @@ func serveConfig(args []string) (Config, bool, error) {
 	dataDir := fs.String("data-dir", "", "data directory (overrides data_dir)")
 	policyDir := fs.String("policies", "", "policy directory (overrides policies)")
 	dev := fs.Bool("dev", false, "trust the local development issuer (writ dev token); every evidence record says so")
+	xdsAddr := fs.String("xds", "", "control plane (writ xds) address: follow its policy bundle instead of a policy directory")
 	if err := fs.Parse(args); err != nil {
-		return Config{}, false, err
+		return Config{}, serveFlags{}, err
 	}
 	if fs.NArg() > 0 {
-		return Config{}, false, fmt.Errorf("%w: serve takes no arguments, got %q", errUsage, fs.Args())
+		return Config{}, serveFlags{}, fmt.Errorf("%w: serve takes no arguments, got %q", errUsage, fs.Args())
 	}
 	cfg, err := loadConfig(*configPath)
 	if err != nil {
-		return cfg, false, err
+		return cfg, serveFlags{}, err
 	}
 	override(&cfg.Listen.GRPC, *grpcAddr)
 	override(&cfg.Listen.HTTP, *httpAddr)
@@ -75,9 +87,17 @@ func serveConfig(args []string) (Config, bool, error) {
 	override(&cfg.DataDir, *dataDir)
 	override(&cfg.Policies, *policyDir)
 	if err := cfg.Validate(); err != nil {
-		return cfg, false, err
+		return cfg, serveFlags{}, err
 	}
-	return cfg, *dev, nil
+	if *xdsAddr != "" {
+		if _, _, err := net.SplitHostPort(*xdsAddr); err != nil {
+			return cfg, serveFlags{}, fmt.Errorf("%w: --xds %q is not host:port", errUsage, *xdsAddr)
+		}
+		if cfg.Policies != "" {
+			return cfg, serveFlags{}, fmt.Errorf("config: policies (%s) and --xds both name a policy source: with --xds the policy comes only from the control plane; remove the policies key or --policies flag", cfg.Policies)
+		}
+	}
+	return cfg, serveFlags{dev: *dev, xds: *xdsAddr}, nil
 }
 
 func override(dst *string, v string) {
@@ -94,7 +114,8 @@ func newLogger(w io.Writer, level string) *slog.Logger {
 
 // serve runs writ until ctx ends, then shuts down in order: stop taking
 // Checks, finish the ones in flight, write every pending evidence record.
-func serve(ctx context.Context, cfg Config, dev bool, logger *slog.Logger, stdout io.Writer) error {
+func serve(ctx context.Context, cfg Config, flags serveFlags, logger *slog.Logger, stdout io.Writer) error {
+	dev := flags.dev
 	if os.Getenv("GOGC") == "" {
 		// writ's live heap is small (caches of identities, decisions and
 		// tokens) and its allocation rate high; collecting less often keeps
@@ -155,6 +176,27 @@ func serve(ctx context.Context, cfg Config, dev bool, logger *slog.Logger, stdou
 			return err
 		}
 	}
+	// With --xds the policy comes from the control plane; Checks are taken
+	// only once its first bundle is in.
+	if flags.xds != "" {
+
+		subscriber, firstPolicy := newPolicySubscriber(flags.xds, engine, logger, stdout)
+		subCtx, stopSub := context.WithCancel(ctx)
+		defer stopSub()
+		subDone := make(chan error, 1)
+		go func() { subDone <- subscriber.Run(subCtx) }()
+		logger.Info("waiting for the first policy bundle from the control plane", "xds", flags.xds)
+		select {
+		case <-firstPolicy:
+		case err := <-subDone:
+			return err
+		case <-ctx.Done():
+			stopSub()
+			<-subDone
+			return nil
+		}
+		defer func() { stopSub(); <-subDone }()
+	}
 
 	evidence, err := audit.Open(ctx, db, audit.Options{
 		BatchSize: cfg.Evidence.BatchSize, FlushInterval: cfg.Evidence.FlushInterval, MaxPending: cfg.Evidence.MaxPending, Logger: logger,
@@ -197,7 +239,7 @@ func serve(ctx context.Context, cfg Config, dev bool, logger *slog.Logger, stdou
 
 	fmt.Fprintf(stdout, "writ serving: grpc=%s http=%s api=%s issuer=%s data_dir=%s policy=%s dev=%t\n",
 		addrOf(grpcLn), addrOf(httpLn), addrOf(apiLn), cfg.Issuer, cfg.DataDir, engine.Revision(), dev)
-	logger.Info("writ serving", "grpc", addrOf(grpcLn), "http", addrOf(httpLn), "api", addrOf(apiLn), "issuer", cfg.Issuer, "policy_revision", engine.Revision(), "dev", dev)
+	logger.Info("writ serving", "grpc", addrOf(grpcLn), "http", addrOf(httpLn), "api", addrOf(apiLn), "issuer", cfg.Issuer, "policy_revision", engine.Revision(), "xds", flags.xds, "dev", dev)
 
 	// The evidence writer outlives the servers: it stops only after every
 	// answered Check's record is durable.

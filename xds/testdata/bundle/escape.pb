@@ -1,0 +1,3 @@
+
+policyr
+../../etc/passwd.regox
