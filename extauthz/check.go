@@ -46,6 +46,9 @@ type Deps struct {
 	Engine   Decider
 	Minter   Minter
 	Evidence Recorder
+	// Credentials fetches the vaulted credentials decisions name; nil
+	// means none are configured, and a decision naming one is a 503.
+	Credentials Credentials
 	// Metrics may be nil (no metrics).
 	Metrics *Metrics
 }
@@ -54,10 +57,11 @@ type Deps struct {
 type Server struct {
 	authv3.UnimplementedAuthorizationServer
 
-	deps   Deps
-	cfg    Config
-	limits Limits
-	log    *slog.Logger
+	deps        Deps
+	cfg         Config
+	credentials *credentialCache
+	limits      Limits
+	log         *slog.Logger
 }
 
 // New returns a Server. Every dependency is required.
@@ -76,12 +80,22 @@ func New(deps Deps, cfg Config) (*Server, error) {
 	case deps.Evidence == nil:
 		return nil, fmt.Errorf("%w: no evidence log", ErrConfig)
 	}
+	credentials, err := newCredentialCache(cfg.CredentialCacheTTL)
+	if err != nil {
+		return nil, fmt.Errorf("%w: credential cache: %v", ErrConfig, err)
+	}
 	return &Server{
-		deps:   deps,
-		cfg:    cfg,
-		limits: Limits{MaxHeaderBytes: cfg.MaxHeaderBytes, MaxBodyBytes: cfg.MaxBodyBytes},
-		log:    cfg.Logger,
+		deps:        deps,
+		cfg:         cfg,
+		credentials: credentials,
+		limits:      Limits{MaxHeaderBytes: cfg.MaxHeaderBytes, MaxBodyBytes: cfg.MaxBodyBytes},
+		log:         cfg.Logger,
 	}, nil
+}
+
+// Close releases the credential cache. No Check may run after it.
+func (s *Server) Close() {
+	s.credentials.cache.Close()
 }
 
 // Check implements envoy.service.auth.v3.Authorization. It never returns an
@@ -173,11 +187,15 @@ func (s *Server) evaluate(ctx context.Context, req *authv3.CheckRequest, rec *au
 		return v
 	}
 
-	minted, v, ok := s.issue(ctx, d, identity, dec, rec)
+	cred, v, ok := s.inject(ctx, identity, dec, d, rec)
 	if !ok {
 		return v
 	}
-	return allow(d, dec, minted, identity != nil)
+	minted, v, ok := s.issue(ctx, d, identity, dec, rec, cred.header)
+	if !ok {
+		return v
+	}
+	return allow(d, dec, minted, cred)
 }
 
 // authenticate verifies the caller's credential. A bearer token that does
@@ -213,8 +231,7 @@ func (s *Server) authenticate(ctx context.Context, d *description) (*policies.Id
 	return identity, verdict{}, true
 }
 
-// decide asks the policy. Only an allow that needs no approval and no
-// credential hands on.
+// decide asks the policy. Only an allow that needs no approval hands on.
 func (s *Server) decide(ctx context.Context, d *description, rec *audit.Record) (policies.Decision, verdict, bool) {
 	dec, revision, err := s.deps.Engine.Decide(ctx, d.input)
 	rec.PolicyRevision = revision
@@ -228,16 +245,14 @@ func (s *Server) decide(ctx context.Context, d *description, rec *audit.Record) 
 	if !dec.Allow {
 		return dec, policyDenial(d.input.Identity, dec), false
 	}
-	if dec.Credential != nil {
-		rec.Credential = &audit.Credential{Backend: dec.Credential.Backend, Ref: dec.Credential.Ref, Error: "no credential backends are configured"}
-		return dec, fault(503, causeCredential, fmt.Sprintf("credential backend %q is not configured", dec.Credential.Backend)), false
-	}
 	return dec, verdict{}, true
 }
 
 // issue mints the writ token for an allowed call. An anonymous allow (no
-// verified identity) gets no token.
-func (s *Server) issue(ctx context.Context, d *description, identity *policies.Identity, dec policies.Decision, rec *audit.Record) (tokens.Minted, verdict, bool) {
+// verified identity) gets no token, and neither does a call whose injected
+// credential goes in the header the token would (an access token and a
+// third party's Authorization): the upstream gets the credential it needs.
+func (s *Server) issue(ctx context.Context, d *description, identity *policies.Identity, dec policies.Decision, rec *audit.Record, credentialHeader string) (tokens.Minted, verdict, bool) {
 	if identity == nil {
 		return tokens.Minted{}, verdict{}, true
 	}
@@ -252,6 +267,9 @@ func (s *Server) issue(ctx context.Context, d *description, identity *policies.I
 			return tokens.Minted{}, fault(500, causeMint, fmt.Sprintf("unknown token profile %q", profileName)), false
 		}
 		profile = p
+	}
+	if credentialHeader != "" && credentialHeader == tokenHeader(profile) {
+		return tokens.Minted{}, verdict{}, true
 	}
 	audience := s.audience(d, dec)
 	if audience == "" {

@@ -46,6 +46,8 @@ type rigOptions struct {
 	minter   extauthz.Minter
 	evidence extauthz.Recorder
 	cfg      extauthz.Config
+	// credentials is the vault host; nil means none configured.
+	credentials extauthz.Credentials
 }
 
 func newRig(t testing.TB, o rigOptions) *rig {
@@ -96,10 +98,11 @@ func newRig(t testing.TB, o rigOptions) *rig {
 	if o.verifier == nil {
 		o.verifier = verifier
 	}
-	r.srv, err = extauthz.New(extauthz.Deps{Verifier: o.verifier, Engine: o.engine, Minter: o.minter, Evidence: o.evidence}, o.cfg)
+	r.srv, err = extauthz.New(extauthz.Deps{Verifier: o.verifier, Engine: o.engine, Minter: o.minter, Evidence: o.evidence, Credentials: o.credentials}, o.cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(r.srv.Close)
 	return r
 }
 

@@ -3,6 +3,7 @@ package extauthz
 import (
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/writ-dev/writ/tokens"
 )
@@ -28,6 +29,11 @@ type Config struct {
 	// to the original path; writ strips it. Default: none.
 	HTTPPathPrefix string `yaml:"http_path_prefix"`
 
+	// CredentialCacheTTL bounds how long a fetched upstream credential is
+	// reused; a credential that expires sooner is dropped 30 s (or half its
+	// remaining life) before it does. Default 5m.
+	CredentialCacheTTL time.Duration `yaml:"credential_cache_ttl"`
+
 	// DefaultProfile is the token profile when neither the route nor the
 	// decision names one (from tokens.profile).
 	DefaultProfile tokens.Profile `yaml:"-"`
@@ -43,6 +49,9 @@ func (c Config) Defaults() Config {
 	if c.MaxBodyBytes == 0 {
 		c.MaxBodyBytes = 1 << 20
 	}
+	if c.CredentialCacheTTL == 0 {
+		c.CredentialCacheTTL = 5 * time.Minute
+	}
 	if c.DefaultProfile == "" {
 		c.DefaultProfile = tokens.AccessToken
 	}
@@ -56,6 +65,9 @@ func (c Config) Defaults() Config {
 func (c Config) Validate() error {
 	if c.MaxHeaderBytes < 0 {
 		return fmt.Errorf("%w: check.max_header_bytes must not be negative", ErrConfig)
+	}
+	if c.CredentialCacheTTL < 0 {
+		return fmt.Errorf("%w: check.credential_cache_ttl must not be negative", ErrConfig)
 	}
 	if c.MaxBodyBytes < 0 {
 		return fmt.Errorf("%w: check.max_body_bytes must not be negative", ErrConfig)

@@ -145,18 +145,16 @@ func approvalRequired(dec policies.Decision) verdict {
 // allow builds the header changes for an allowed call: the writ token in,
 // the agent's own credentials and x-writ-* headers out, the policy's
 // headers applied.
-func allow(d *description, dec policies.Decision, minted tokens.Minted, identified bool) verdict {
-	set := make(map[string]string, len(dec.Headers)+2)
+func allow(d *description, dec policies.Decision, minted tokens.Minted, cred injection) verdict {
+	set := make(map[string]string, len(dec.Headers)+3)
 	for k, v := range dec.Headers {
 		set[strings.ToLower(k)] = v
 	}
-	if identified {
-		switch minted.Profile {
-		case tokens.TxnToken:
-			set[headerTxnToken] = minted.Token.Reveal()
-		default:
-			set[headerAuthorization] = "Bearer " + minted.Token.Reveal()
-		}
+	if minted.Token != "" {
+		set[tokenHeader(minted.Profile)] = tokenValue(minted)
+	}
+	if cred.header != "" {
+		set[cred.header] = cred.value.Reveal()
 	}
 	reason := dec.Reason
 	if reason == "" {
@@ -165,6 +163,21 @@ func allow(d *description, dec policies.Decision, minted tokens.Minted, identifi
 	return verdict{allowed: true, outcome: "allow", cause: causeAllowed, status: 200, reason: reason,
 		setHeaders: set, removeHeaders: removals(d.headers, dec.RemoveHeaders, set),
 		responseHeaders: dec.ResponseHeaders, dynamicMetadata: dec.DynamicMetadata}
+}
+
+// tokenHeader is where a writ token of this profile goes upstream.
+func tokenHeader(p tokens.Profile) string {
+	if p == tokens.TxnToken {
+		return headerTxnToken
+	}
+	return headerAuthorization
+}
+
+func tokenValue(m tokens.Minted) string {
+	if m.Profile == tokens.TxnToken {
+		return m.Token.Reveal()
+	}
+	return "Bearer " + m.Token.Reveal()
 }
 
 // removedCredentials are the agent's credentials (credentialHeaders), in

@@ -1,0 +1,203 @@
+package extauthz_test
+
+import (
+	"context"
+	"encoding/json"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/writ-dev/writ/extauthz"
+	"github.com/writ-dev/writ/policies"
+	"github.com/writ-dev/writ/test/writtest"
+	"github.com/writ-dev/writ/vaultplugins"
+)
+
+const upstreamSecret = "sf-5b0c1d2e-secret-value"
+
+// vaultBackend is an in-process backend that counts its calls and can be
+// told to fail, hang or hand out an expired credential.
+type vaultBackend struct {
+	calls   atomic.Int64
+	err     error
+	hang    bool
+	expired bool
+	gate    chan struct{} // when set, Fetch waits for it (to line up a burst)
+}
+
+func (b *vaultBackend) Fetch(ctx context.Context, req vaultplugins.Request) (vaultplugins.Credential, error) {
+	b.calls.Add(1)
+	if b.gate != nil {
+		<-b.gate
+	}
+	if b.hang {
+		<-ctx.Done()
+		return vaultplugins.Credential{}, ctx.Err()
+	}
+	if b.err != nil {
+		return vaultplugins.Credential{}, b.err
+	}
+	c := vaultplugins.Credential{Value: vaultplugins.Secret(upstreamSecret), Version: "7", ExpiresAt: time.Now().Add(time.Hour)}
+	if b.expired {
+		c.ExpiresAt = time.Now().Add(-time.Minute)
+	}
+	return c, nil
+}
+
+func (b *vaultBackend) Describe(context.Context) (vaultplugins.Description, error) {
+	return vaultplugins.Description{Name: "salesforce"}, nil
+}
+
+func injectRig(t *testing.T, b *vaultBackend, ref policies.CredentialRef, callTimeout time.Duration) *rig {
+	t.Helper()
+	host, err := vaultplugins.NewHost(t.Context(), vaultplugins.HostConfig{
+		Backends: map[string]vaultplugins.Backend{"salesforce": b}, CallTimeout: callTimeout,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { host.Close() })
+	dec := policies.Decision{Allow: true, Audience: "https://salesforce.example", Scopes: []string{"api"}, Credential: &ref}
+	return newRig(t, rigOptions{engine: fixedDecision{dec: dec}, credentials: host})
+}
+
+func TestCheckInjectsCredential(t *testing.T) {
+	b := &vaultBackend{}
+	r := injectRig(t, b, policies.CredentialRef{Backend: "salesforce", Ref: "users/{user}", Header: "X-Api-Key", Format: "Token {secret}"}, 0)
+	inbound := r.token(t, "alice", "research-bot")
+	resp, err := r.srv.Check(t.Context(), writtest.ToolCall("query", nil, inbound, nil))
+	if err != nil || resp.GetOkResponse() == nil {
+		t.Fatalf("want allow: %v %v", err, resp)
+	}
+	if got := writtest.Header(resp, "x-api-key"); got != "Token "+upstreamSecret {
+		t.Errorf("x-api-key = %q", got)
+	}
+	if got := writtest.Header(resp, "authorization"); !strings.HasPrefix(got, "Bearer ey") {
+		t.Errorf("the writ token should still go in authorization, got %q", got)
+	}
+	rec := r.records.last(t)
+	if c := rec.Credential; c == nil || c.Backend != "salesforce" || c.Ref != "users/alice" || c.Version != "7" || c.Error != "" {
+		t.Errorf("evidence credential = %+v", rec.Credential)
+	}
+	evidence, _ := json.Marshal(r.records.recs)
+	if strings.Contains(string(evidence), upstreamSecret) || strings.Contains(r.logs.String(), upstreamSecret) {
+		t.Error("the upstream credential reached the evidence or the logs")
+	}
+}
+
+// A third party's own Authorization: the credential goes there and no
+// writ token is minted (the upstream would not understand it).
+func TestCheckCredentialInAuthorizationReplacesTheToken(t *testing.T) {
+	r := injectRig(t, &vaultBackend{}, policies.CredentialRef{Backend: "salesforce", Ref: "org", Format: "Bearer {secret}"}, 0)
+	resp, err := r.srv.Check(t.Context(), writtest.ToolCall("query", nil, r.token(t, "alice", "bot"), nil))
+	if err != nil || resp.GetOkResponse() == nil {
+		t.Fatalf("want allow: %v %v", err, resp)
+	}
+	if got := writtest.Header(resp, "authorization"); got != "Bearer "+upstreamSecret {
+		t.Errorf("authorization = %q", got)
+	}
+	if rec := r.records.last(t); rec.Token != nil {
+		t.Errorf("a writ token was minted for nothing: %+v", rec.Token)
+	}
+	for _, h := range resp.GetOkResponse().GetHeadersToRemove() {
+		if h == "authorization" {
+			t.Error("authorization is both set and removed")
+		}
+	}
+}
+
+// A burst of Checks needing one credential makes one backend call.
+func TestCheckCredentialBurstMakesOneCall(t *testing.T) {
+	b := &vaultBackend{gate: make(chan struct{})}
+	r := injectRig(t, b, policies.CredentialRef{Backend: "salesforce", Ref: "org", Header: "x-api-key"}, 0)
+	tok := r.token(t, "alice", "bot")
+	var wg sync.WaitGroup
+	var allowed atomic.Int64
+	for i := 0; i < 200; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, err := r.srv.Check(context.Background(), writtest.ToolCall("query", nil, tok, nil))
+			if err == nil && writtest.Header(resp, "x-api-key") == upstreamSecret {
+				allowed.Add(1)
+			}
+		}()
+	}
+	// Let every Check reach the cache or the shared call before the
+	// backend answers; one of them is already inside it.
+	waitFor(t, func() bool { return b.calls.Load() > 0 })
+	close(b.gate)
+	wg.Wait()
+	if allowed.Load() != 200 {
+		t.Fatalf("allowed %d of 200", allowed.Load())
+	}
+	if n := b.calls.Load(); n != 1 {
+		t.Errorf("backend called %d times for one credential, want 1", n)
+	}
+}
+
+func TestCheckCredentialFailuresFailClosed(t *testing.T) {
+	cases := []struct {
+		name       string
+		backend    *vaultBackend
+		ref        string
+		user       string
+		timeout    time.Duration
+		wantStatus int
+		wantReason string
+	}{
+		{"backend unavailable", &vaultBackend{err: vaultplugins.ErrUnavailable}, "org", "alice", 0, 503,
+			`credential backend "salesforce" failed: the backend is unavailable`},
+		{"backend hangs", &vaultBackend{hang: true}, "org", "alice", 50 * time.Millisecond, 503,
+			`credential backend "salesforce" failed: the backend timed out`},
+		{"no such credential", &vaultBackend{err: vaultplugins.ErrNotFound}, "users/{user}", "alice", 0, 403,
+			`credential backend "salesforce": no such credential`},
+		{"grant revoked", &vaultBackend{err: vaultplugins.ErrRevoked}, "users/{user}", "alice", 0, 403,
+			`credential backend "salesforce": the credential's grant was revoked; reconnect the account`},
+		{"expired credential", &vaultBackend{expired: true}, "org", "alice", 0, 503,
+			`credential backend "salesforce" failed: the backend returned an unusable credential`},
+		{"user escapes the reference", &vaultBackend{}, "users/{user}", "../admin", 0, 403,
+			`credential reference for backend "salesforce" cannot be built: {user} holds characters a reference segment cannot`},
+		{"unknown placeholder", &vaultBackend{}, "users/{email}", "alice", 0, 403,
+			`credential reference for backend "salesforce" cannot be built: unknown placeholder (only {user}, {agent} and {tenant})`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := injectRig(t, tc.backend, policies.CredentialRef{Backend: "salesforce", Ref: tc.ref, Header: "x-api-key"}, tc.timeout)
+			resp, err := r.srv.Check(t.Context(), writtest.ToolCall("query", nil, r.token(t, tc.user, "bot"), nil))
+			if err != nil {
+				t.Fatal(err)
+			}
+			denied := resp.GetDeniedResponse()
+			if denied == nil || int(denied.GetStatus().GetCode()) != tc.wantStatus {
+				t.Fatalf("want %d, got %v", tc.wantStatus, resp)
+			}
+			var body struct{ Reason string }
+			json.Unmarshal([]byte(denied.GetBody()), &body)
+			if body.Reason != tc.wantReason {
+				t.Errorf("reason %q\nwant   %q", body.Reason, tc.wantReason)
+			}
+			rec := r.records.last(t)
+			if rec.Credential == nil || rec.Credential.Backend != "salesforce" || rec.Credential.Error == "" || rec.Outcome == "allow" {
+				t.Errorf("evidence = %+v / %+v", rec, rec.Credential)
+			}
+		})
+	}
+}
+
+var _ extauthz.Credentials = (*vaultplugins.Host)(nil)
+
+// waitFor yields until cond holds (bounded): a scheduling wait, not a timed sleep.
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not reached")
+		}
+		runtime.Gosched()
+	}
+}
