@@ -37,6 +37,7 @@ type Config struct {
 	DecisionCacheSize int             `yaml:"decision_cache_size"`
 	Tokens            TokensConfig    `yaml:"tokens"`
 	Check             extauthz.Config `yaml:"check"`
+	Vault             VaultConfig     `yaml:"vault"`
 	Evidence          EvidenceConfig  `yaml:"evidence"`
 	Log               LogConfig       `yaml:"log"`
 }
@@ -162,6 +163,9 @@ func (c *Config) Validate() error {
 	case "debug", "info", "warn", "error":
 	default:
 		return fmt.Errorf("config: log.level: %q is not one of debug, info, warn, error", c.Log.Level)
+	}
+	if err := c.Vault.validate(); err != nil {
+		return err
 	}
 	if err := c.Check.Validate(); err != nil {
 		return fmt.Errorf("config: %w", err)

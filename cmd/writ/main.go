@@ -30,6 +30,8 @@ Usage:
   writ dev token --user U --agent A [--tenant T] [--scope S]... [--ttl D] [--data-dir DIR]
   writ policy test [-v] DIR
   writ keys rotate [--config FILE] [--data-dir DIR]
+  writ vault put [--header H] [--format F] [--ttl D] REF < value
+  writ vault list | delete REF | rotate --old-key-file F   [--config FILE] [--data-dir DIR]
   writ audit verify [--config FILE] [--data-dir DIR]
   writ audit show [--config FILE] [--data-dir DIR] DECISION_ID
   writ xds    [--mesh FILE] [--policies DIR] [--listen ADDR] [--api ADDR] [--validate=false]
@@ -66,6 +68,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = policyCommand(ctx, args[1:], stdout)
 	case "keys":
 		err = keysCommand(ctx, args[1:], stdout)
+	case "vault":
+		err = vaultCommand(ctx, args[1:], stdin, stdout)
 	case "audit":
 		err = auditCommand(ctx, args[1:], stdout)
 	case "xds":

@@ -216,10 +216,23 @@ func serve(ctx context.Context, cfg Config, flags serveFlags, logger *slog.Logge
 	checkCfg := cfg.Check
 	checkCfg.DefaultProfile = tokens.Profile(cfg.Tokens.Profile)
 	checkCfg.Logger = logger
-	srv, err := extauthz.New(extauthz.Deps{Verifier: verifier, Engine: engine, Minter: minter, Evidence: evidence, Metrics: metrics}, checkCfg)
+	deps := extauthz.Deps{Verifier: verifier, Engine: engine, Minter: minter, Evidence: evidence, Metrics: metrics}
+	vaultHost, vaultStore, err := newVaultHost(ctx, cfg, logger)
 	if err != nil {
 		return err
 	}
+	if vaultHost != nil {
+		deps.Credentials = vaultHost
+		defer vaultHost.Close()
+	}
+	if vaultStore != nil {
+		defer vaultStore.Close(context.WithoutCancel(ctx))
+	}
+	srv, err := extauthz.New(deps, checkCfg)
+	if err != nil {
+		return err
+	}
+	defer srv.Close() // after every server has stopped
 
 	var tlsCfg *tls.Config
 	if cfg.Listen.TLS.Enabled() {

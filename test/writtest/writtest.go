@@ -381,6 +381,19 @@ func (w *Writ) Run(t T, args ...string) (string, error) {
 	return out.String(), nil
 }
 
+// RunStdin is Run with stdin.
+func (w *Writ) RunStdin(t T, stdin string, args ...string) (string, error) {
+	t.Helper()
+	cmd := exec.Command(w.Bin, args...)
+	var out, errOut bytes.Buffer
+	cmd.Stdin = strings.NewReader(stdin)
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	if err := cmd.Run(); err != nil {
+		return out.String() + errOut.String(), err
+	}
+	return out.String(), nil
+}
+
 // ToolCall builds the CheckRequest Envoy sends for an MCP tools/call.
 func ToolCall(tool string, arguments map[string]any, bearer string, ext map[string]string) *authv3.CheckRequest {
 	params := map[string]any{"name": tool}
