@@ -101,9 +101,11 @@ func (s *Server) inject(ctx context.Context, identity *policies.Identity, dec po
 // fetchCredential returns the rendered credential from the cache, or from
 // one backend call shared by every concurrent Check that needs it.
 func (s *Server) fetchCredential(ctx context.Context, req vaultplugins.Request, ref *policies.CredentialRef) (*cachedCredential, error) {
-	scopes := slices.Clone(req.Scopes)
-	slices.Sort(scopes)
-	key := strings.Join([]string{req.Backend, req.Ref, ref.Header, ref.Format, strings.Join(scopes, " ")}, "\x00")
+	scopes := req.Scopes
+	if !slices.IsSorted(scopes) {
+		scopes = slices.Sorted(slices.Values(scopes))
+	}
+	key := req.Backend + "\x00" + req.Ref + "\x00" + ref.Header + "\x00" + ref.Format + "\x00" + strings.Join(scopes, " ")
 	if c, ok := s.credentials.cache.Get(key); ok {
 		return c, nil
 	}
@@ -157,7 +159,7 @@ func expandRef(ref string, identity *policies.Identity) (string, error) {
 	if identity != nil {
 		values = [3]string{identity.User, identity.Agent, identity.Tenant}
 	}
-	var pairs []string
+	expanded := ref
 	for i, name := range [3]string{"user", "agent", "tenant"} {
 		placeholder := "{" + name + "}"
 		if !strings.Contains(ref, placeholder) {
@@ -170,9 +172,8 @@ func expandRef(ref string, identity *policies.Identity) (string, error) {
 		case v == "." || v == ".." || strings.ContainsAny(v, "/\\{}#@?") || strings.IndexFunc(v, unicode.IsControl) >= 0:
 			return "", fmt.Errorf("%s holds characters a reference segment cannot", placeholder)
 		}
-		pairs = append(pairs, placeholder, v)
+		expanded = strings.ReplaceAll(expanded, placeholder, v)
 	}
-	expanded := strings.NewReplacer(pairs...).Replace(ref)
 	if strings.ContainsAny(expanded, "{}") {
 		return "", errors.New("unknown placeholder (only {user}, {agent} and {tenant})")
 	}

@@ -3,6 +3,7 @@ package extauthz_test
 import (
 	"context"
 	"encoding/json"
+	"log/slog"
 	"runtime"
 	"strings"
 	"sync"
@@ -201,3 +202,37 @@ func waitFor(t *testing.T, cond func() bool) {
 		runtime.Gosched()
 	}
 }
+
+// BenchmarkCheckCredential is the cost of injecting a cached vaulted
+// credential: the same allowed call with and without one, in one run.
+func BenchmarkCheckCredential(b *testing.B) {
+	host, err := vaultplugins.NewHost(context.Background(), vaultplugins.HostConfig{
+		Backends: map[string]vaultplugins.Backend{"salesforce": &vaultBackend{}},
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { host.Close() })
+	base := policies.Decision{Allow: true, Audience: "https://salesforce.example", Scopes: []string{"api"}}
+	withCredential := base
+	withCredential.Credential = &policies.CredentialRef{Backend: "salesforce", Ref: "users/{user}", Header: "x-api-key"}
+	for _, bc := range []struct {
+		name string
+		dec  policies.Decision
+	}{{"none", base}, {"injected", withCredential}} {
+		b.Run(bc.name, func(b *testing.B) {
+			r := newRig(b, rigOptions{engine: fixedDecision{dec: bc.dec}, credentials: host, cfg: extauthz.Config{Logger: discardLogger()}})
+			req := writtest.ToolCall("query", nil, r.token(b, "alice", "bot"), nil)
+			r.srv.Check(context.Background(), req) // warm the caches
+			r.waitCaches()
+			b.ReportAllocs()
+			for b.Loop() {
+				if resp, _ := r.srv.Check(context.Background(), req); resp.GetOkResponse() == nil {
+					b.Fatalf("denied: %v", resp)
+				}
+			}
+		})
+	}
+}
+
+func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
