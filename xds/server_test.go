@@ -307,6 +307,8 @@ func TestUnchangedPolicyPushesNothing(t *testing.T) {
 	writeFile(t, path, policy(2))
 	r2 := revisionOf(t, dir)
 	rep.applied.wait(t, "second revision", is(r2))
+	// The replica can apply r2 before the control plane reports publishing it.
+	cp.events.wait(t, "second publish", func(e xds.Event) bool { return e.Kind == xds.Published && e.Source == "policy" && e.Version == r2 })
 	if got, want := rep.applied.list(), []string{r1, r2}; !equal(got, want) {
 		t.Errorf("replica applied %v, want %v: an unchanged file pushed a bundle", got, want)
 	}
