@@ -105,7 +105,11 @@ func (s *Server) fetchCredential(ctx context.Context, req vaultplugins.Request, 
 	if !slices.IsSorted(scopes) {
 		scopes = slices.Sorted(slices.Values(scopes))
 	}
-	key := req.Backend + "\x00" + req.Ref + "\x00" + ref.Header + "\x00" + ref.Format + "\x00" + strings.Join(scopes, " ")
+	// The key holds everything the backend is told: a reference such as
+	// an oauth provider name means "this caller's", so two callers never
+	// share an entry unless every field of their requests is the same.
+	key := strings.Join([]string{req.Backend, req.Ref, req.User, req.Agent, req.Tenant, req.Resource,
+		ref.Header, ref.Format, strings.Join(scopes, " ")}, "\x00")
 	if c, ok := s.credentials.cache.Get(key); ok {
 		return c, nil
 	}

@@ -48,6 +48,47 @@ func (b *vaultBackend) Fetch(ctx context.Context, req vaultplugins.Request) (vau
 	return c, nil
 }
 
+// perUser answers each caller with a value of their own, as an oauth
+// backend does for a bare provider reference.
+type perUser struct{ calls atomic.Int64 }
+
+func (p *perUser) Fetch(_ context.Context, req vaultplugins.Request) (vaultplugins.Credential, error) {
+	p.calls.Add(1)
+	return vaultplugins.Credential{Value: vaultplugins.Secret("token-of-" + req.User), Version: "1"}, nil
+}
+
+func (p *perUser) Describe(context.Context) (vaultplugins.Description, error) {
+	return vaultplugins.Description{Name: "oauth"}, nil
+}
+
+// TestCheckCredentialNeverCrossesCallers: a reference without {user} that
+// the backend reads as "this caller's" must not be served from another
+// caller's cache entry.
+func TestCheckCredentialNeverCrossesCallers(t *testing.T) {
+	b := &perUser{}
+	host, err := vaultplugins.NewHost(t.Context(), vaultplugins.HostConfig{Backends: map[string]vaultplugins.Backend{"oauth": b}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { host.Close() })
+	dec := policies.Decision{Allow: true, Audience: "https://api.example", Credential: &policies.CredentialRef{Backend: "oauth", Ref: "github", Header: "x-api-key"}}
+	r := newRig(t, rigOptions{engine: fixedDecision{dec: dec}, credentials: host})
+	for round := 0; round < 2; round++ {
+		for _, user := range []string{"alice", "bob"} {
+			resp, err := r.srv.Check(t.Context(), writtest.ToolCall("query", nil, r.token(t, user, "bot"), nil))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := writtest.Header(resp, "x-api-key"); got != "token-of-"+user {
+				t.Fatalf("round %d: %s got %q", round, user, got)
+			}
+		}
+	}
+	if n := b.calls.Load(); n != 2 {
+		t.Errorf("backend calls = %d, want 2 (one per user, then cached)", n)
+	}
+}
+
 func (b *vaultBackend) Describe(context.Context) (vaultplugins.Description, error) {
 	return vaultplugins.Description{Name: "salesforce"}, nil
 }

@@ -240,22 +240,7 @@ func TestHydra(t *testing.T) {
 	h := startHydra(t)
 	grant := []string{"offline", "openid", "read", "write"}
 
-	redirect := "http://127.0.0.1:9/callback"
-	var client struct {
-		ClientID     string `json:"client_id"`
-		ClientSecret string `json:"client_secret"`
-	}
-	callJSON(t, "POST", h.admin+"/admin/clients", map[string]any{
-		"grant_types":                []string{"authorization_code", "refresh_token"},
-		"response_types":             []string{"code"},
-		"scope":                      strings.Join(grant, " "),
-		"redirect_uris":              []string{redirect},
-		"token_endpoint_auth_method": "client_secret_basic",
-	}, &client)
-	conf := &oauth2.Config{
-		ClientID: client.ClientID, ClientSecret: client.ClientSecret, RedirectURL: redirect, Scopes: grant,
-		Endpoint: oauth2.Endpoint{AuthURL: h.public + "/oauth2/auth", TokenURL: h.public + "/oauth2/token", AuthStyle: oauth2.AuthStyleInHeader},
-	}
+	conf := h.registerClient(t, grant)
 	first := h.authorize(t, conf, "alice", grant)
 	if first.RefreshToken == "" {
 		t.Fatal("no refresh token from the authorization-code flow")
@@ -265,7 +250,7 @@ func TestHydra(t *testing.T) {
 	clk := &clock{now: time.Now()}
 	store, err := oauth.Open(t.Context(), oauth.Config{
 		DataDir: t.TempDir(), Key: []byte(strings.Repeat("k", oauth.KeySize)), Now: clk.Now,
-		Providers: []oauth.Provider{{Name: "hydra", TokenURL: conf.Endpoint.TokenURL, ClientID: client.ClientID, ClientSecret: vaultplugins.Secret(client.ClientSecret)}},
+		Providers: []oauth.Provider{{Name: "hydra", TokenURL: conf.Endpoint.TokenURL, ClientID: conf.ClientID, ClientSecret: vaultplugins.Secret(conf.ClientSecret)}},
 		Logger:    slog.New(slog.NewJSONHandler(&logs, nil)),
 	})
 	if err != nil {
@@ -289,7 +274,7 @@ func TestHydra(t *testing.T) {
 		return rt
 	}
 	var secrets []vaultplugins.Secret
-	secrets = append(secrets, rt0, vaultplugins.Secret(first.AccessToken), vaultplugins.Secret(client.ClientSecret))
+	secrets = append(secrets, rt0, vaultplugins.Secret(first.AccessToken), vaultplugins.Secret(conf.ClientSecret))
 
 	// Hydra v2.3.0 ignores the scope parameter of a refresh request (fosite
 	// v0.49.0 handler/oauth2/flow_refresh.go grants the original scopes), so
@@ -314,7 +299,7 @@ func TestHydra(t *testing.T) {
 	got := h.introspect(t, cred.Value)
 	gotScopes := strings.Fields(got.Scope)
 	slices.Sort(gotScopes)
-	if !got.Active || got.Subject != "alice" || got.ClientID != client.ClientID || !slices.Equal(gotScopes, grant) {
+	if !got.Active || got.Subject != "alice" || got.ClientID != conf.ClientID || !slices.Equal(gotScopes, grant) {
 		t.Fatalf("introspection = %+v, want active for alice with scopes %q", got, grant)
 	}
 	rt2 := stored()
@@ -339,15 +324,7 @@ func TestHydra(t *testing.T) {
 	secrets = append(secrets, renewed.Value, rt3)
 
 	// Revoke the grant at Hydra (RFC 7009); the next uncached Fetch fails.
-	form := url.Values{"token": {rt3.Reveal()}, "token_type_hint": {"refresh_token"}}
-	rreq, _ := http.NewRequestWithContext(ctx, "POST", h.public+"/oauth2/revoke", strings.NewReader(form.Encode()))
-	rreq.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	rreq.SetBasicAuth(url.QueryEscape(client.ClientID), url.QueryEscape(client.ClientSecret))
-	resp, err := http.DefaultClient.Do(rreq)
-	if err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("revoke: %v %v", resp.Status, err)
-	}
-	resp.Body.Close()
+	h.revoke(t, conf, rt3)
 	if h.introspect(t, renewed.Value).Active {
 		t.Fatal("access token still active after revoking its refresh token")
 	}
