@@ -4,6 +4,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -91,6 +93,16 @@ func TestVaultInjectionEndToEnd(t *testing.T) {
 		t.Errorf("missing credential: %v %v", err, resp)
 	}
 
+	metrics, err := http.Get("http://" + w.API + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	scraped, _ := io.ReadAll(metrics.Body)
+	metrics.Body.Close()
+	if !strings.Contains(string(scraped), "writ_decisions_total") {
+		t.Fatalf("no metrics scraped:\n%.500s", scraped)
+	}
+
 	if err := w.Terminate(t); err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +119,8 @@ func TestVaultInjectionEndToEnd(t *testing.T) {
 	db, _ := os.ReadFile(filepath.Join(dataDir, "writ.db"))
 	wal, _ := os.ReadFile(filepath.Join(dataDir, "writ.db-wal"))
 	vault, _ := os.ReadFile(filepath.Join(dataDir, "vault.db"))
-	for where, text := range map[string]string{"logs": w.Stdout() + w.Stderr(), "evidence database": string(db) + string(wal), "vault database": string(vault)} {
+	for where, text := range map[string]string{"logs": w.Stdout() + w.Stderr(), "evidence database": string(db) + string(wal),
+		"vault database": string(vault), "metrics": string(scraped)} {
 		for _, v := range []string{localValue, pluginValue} {
 			if strings.Contains(text, v) {
 				t.Errorf("a credential value appears in the %s", where)
