@@ -19,4 +19,39 @@ var migrations = []string{
 		retired_at   INTEGER,          -- unix seconds; NULL while current
 		sealed       BLOB    NOT NULL  -- private key, AES-256-GCM sealed
 	);`,
+	// 2: approval requests (approvals) and the decisions that used them.
+	// Times are unix milliseconds; durations are milliseconds.
+	`CREATE TABLE approval_requests (
+		seq              INTEGER PRIMARY KEY,
+		id               TEXT    NOT NULL UNIQUE, -- auth_req_id
+		fingerprint      TEXT    NOT NULL,        -- hex SHA-256 of the bound call
+		user_id          TEXT    NOT NULL,
+		agent            TEXT    NOT NULL,
+		tenant           TEXT    NOT NULL,
+		resource         TEXT    NOT NULL,
+		action           TEXT    NOT NULL,
+		arguments_sha256 TEXT    NOT NULL,
+		opened_by        TEXT    NOT NULL,        -- decision id that opened it
+		binding_message  TEXT    NOT NULL,
+		approvers        TEXT    NOT NULL,        -- JSON array of strings
+		status           TEXT    NOT NULL CHECK (status IN ('pending', 'approved', 'denied', 'expired', 'consumed')),
+		approver         TEXT    NOT NULL DEFAULT '',
+		created_at       INTEGER NOT NULL,
+		decided_at       INTEGER,
+		expires_at       INTEGER NOT NULL,
+		ttl_ms           INTEGER NOT NULL,
+		window_ms        INTEGER NOT NULL,
+		uses             INTEGER NOT NULL,        -- -1: unlimited within the window
+		uses_left        INTEGER NOT NULL,
+		expiry_told      INTEGER NOT NULL DEFAULT 0 -- 1 once a caller was answered "expired"
+	);
+	CREATE INDEX approval_requests_by_fingerprint ON approval_requests (fingerprint, seq);
+	CREATE UNIQUE INDEX approval_requests_one_pending ON approval_requests (fingerprint) WHERE status = 'pending';
+	CREATE TABLE approval_uses (
+		seq         INTEGER PRIMARY KEY,
+		request_id  TEXT    NOT NULL REFERENCES approval_requests (id),
+		decision_id TEXT    NOT NULL,
+		used_at     INTEGER NOT NULL
+	);
+	CREATE INDEX approval_uses_by_request ON approval_uses (request_id, seq);`,
 }
