@@ -46,6 +46,9 @@ type Deps struct {
 	Engine   Decider
 	Minter   Minter
 	Evidence Recorder
+	// Approvals gates calls that need a human's approval; nil means no
+	// approval service, and such calls are refused.
+	Approvals Approvals
 	// Credentials fetches the vaulted credentials decisions name; nil
 	// means none are configured, and a decision naming one is a 503.
 	Credentials Credentials
@@ -186,6 +189,11 @@ func (s *Server) evaluate(ctx context.Context, req *authv3.CheckRequest, rec *au
 	if !ok {
 		return v
 	}
+	if dec.Approval != nil && dec.Approval.Required {
+		if dec, v, ok = s.approve(ctx, d, identity, dec, rec); !ok {
+			return v
+		}
+	}
 
 	cred, v, ok := s.inject(ctx, identity, dec, d, rec)
 	if !ok {
@@ -231,7 +239,8 @@ func (s *Server) authenticate(ctx context.Context, d *description) (*policies.Id
 	return identity, verdict{}, true
 }
 
-// decide asks the policy. Only an allow that needs no approval hands on.
+// decide asks the policy. An allow, or a decision that needs approval,
+// hands on.
 func (s *Server) decide(ctx context.Context, d *description, rec *audit.Record) (policies.Decision, verdict, bool) {
 	dec, revision, err := s.deps.Engine.Decide(ctx, d.input)
 	rec.PolicyRevision = revision
@@ -240,7 +249,7 @@ func (s *Server) decide(ctx context.Context, d *description, rec *audit.Record) 
 		return dec, fault(500, causePolicy, "policy evaluation failed"), false
 	}
 	if dec.Approval != nil && dec.Approval.Required {
-		return dec, approvalRequired(dec), false
+		return dec, verdict{}, true // the approval phase decides
 	}
 	if !dec.Allow {
 		return dec, policyDenial(d.input.Identity, dec), false
@@ -289,6 +298,7 @@ func (s *Server) issue(ctx context.Context, d *description, identity *policies.I
 		Scopes:     dec.Scopes,
 		TTL:        dec.TTL,
 		DecisionID: rec.DecisionID,
+		ApprovalID: approvalID(rec),
 		Dev:        identity.Dev,
 	})
 	if err != nil {
@@ -394,6 +404,14 @@ func tokenErrorDescription(err error) string {
 		}
 	}
 	return "the token could not be verified"
+}
+
+// approvalID is the approval this call consumed, for the writ token.
+func approvalID(rec *audit.Record) string {
+	if rec.Approval != nil && rec.Approval.Outcome == "approved" {
+		return rec.Approval.ID
+	}
+	return ""
 }
 
 func newDecisionID() string {

@@ -48,6 +48,8 @@ type rigOptions struct {
 	cfg      extauthz.Config
 	// credentials is the vault host; nil means none configured.
 	credentials extauthz.Credentials
+	// approvals is the approval store; nil means none configured.
+	approvals extauthz.Approvals
 }
 
 func newRig(t testing.TB, o rigOptions) *rig {
@@ -98,7 +100,7 @@ func newRig(t testing.TB, o rigOptions) *rig {
 	if o.verifier == nil {
 		o.verifier = verifier
 	}
-	r.srv, err = extauthz.New(extauthz.Deps{Verifier: o.verifier, Engine: o.engine, Minter: o.minter, Evidence: o.evidence, Credentials: o.credentials}, o.cfg)
+	r.srv, err = extauthz.New(extauthz.Deps{Verifier: o.verifier, Engine: o.engine, Minter: o.minter, Evidence: o.evidence, Credentials: o.credentials, Approvals: o.approvals}, o.cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -54,7 +54,7 @@ var decisionKeys = func() map[string]*ast.Term {
 		"allow", "reason", "scopes", "audience", "ttl", "profile", "approval", "required",
 		"binding_message", "approvers", "credential", "backend", "ref", "header", "format",
 		"headers", "response_headers", "remove_headers", "http_status", "body", "dynamic_metadata",
-		"allowed", "response_headers_to_add", "request_headers_to_remove",
+		"allowed", "response_headers_to_add", "request_headers_to_remove", "uses", "window",
 	} {
 		keys[k] = ast.StringTerm(k)
 	}
@@ -165,6 +165,20 @@ func approvalRequirement(obj ast.Object, at string) (*ApprovalRequirement, error
 	}
 	if a.TTL, err = optDuration(o, at, "ttl"); err != nil {
 		return nil, err
+	}
+	if a.Window, err = optDuration(o, at, "window"); err != nil {
+		return nil, err
+	}
+	if v := field(o, "uses"); v != nil {
+		n, ok := v.(ast.Number)
+		if !ok {
+			return nil, typeError(at+".uses", "integer", v)
+		}
+		uses, ok := n.Int()
+		if !ok || uses < -1 || uses == 0 || uses > 1_000_000 {
+			return nil, fmt.Errorf("%w: %s.uses: want a whole number of uses from 1 to 1000000, or -1 (unlimited, with a window)", ErrDecisionType, at)
+		}
+		a.Uses = uses
 	}
 	return &a, nil
 }

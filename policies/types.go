@@ -100,6 +100,12 @@ type ApprovalRequirement struct {
 	BindingMessage string
 	Approvers      []string
 	TTL            time.Duration
+	// Uses is how many identical calls one approval lets pass; 0 means
+	// once, -1 unlimited within Window.
+	Uses int
+	// Window, when set, is how long after approval the approval may be
+	// used; otherwise it lasts until TTL runs out.
+	Window time.Duration
 }
 
 // CredentialRef names a vaulted credential to inject upstream. It is a
