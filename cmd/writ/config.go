@@ -38,6 +38,7 @@ type Config struct {
 	Tokens            TokensConfig    `yaml:"tokens"`
 	Check             extauthz.Config `yaml:"check"`
 	Vault             VaultConfig     `yaml:"vault"`
+	Approvals         ApprovalsConfig `yaml:"approvals"`
 	Evidence          EvidenceConfig  `yaml:"evidence"`
 	Log               LogConfig       `yaml:"log"`
 }
@@ -163,6 +164,9 @@ func (c *Config) Validate() error {
 	case "debug", "info", "warn", "error":
 	default:
 		return fmt.Errorf("config: log.level: %q is not one of debug, info, warn, error", c.Log.Level)
+	}
+	if err := c.Approvals.validate(); err != nil {
+		return err
 	}
 	if err := c.Vault.validate(); err != nil {
 		return err

@@ -216,7 +216,12 @@ func serve(ctx context.Context, cfg Config, flags serveFlags, logger *slog.Logge
 	checkCfg := cfg.Check
 	checkCfg.DefaultProfile = tokens.Profile(cfg.Tokens.Profile)
 	checkCfg.Logger = logger
-	deps := extauthz.Deps{Verifier: verifier, Engine: engine, Minter: minter, Evidence: evidence, Metrics: metrics}
+	approvalStore, err := openApprovals(ctx, db, cfg.Approvals, evidence, logger)
+	if err != nil {
+		return err
+	}
+	defer approvalStore.Close()
+	deps := extauthz.Deps{Verifier: verifier, Engine: engine, Minter: minter, Evidence: evidence, Metrics: metrics, Approvals: approvalStore}
 	vaultHost, vaultStore, err := newVaultHost(ctx, cfg, logger)
 	if err != nil {
 		return err
@@ -298,6 +303,7 @@ func serve(ctx context.Context, cfg Config, flags serveFlags, logger *slog.Logge
 	// Every Check has been answered; make its evidence durable.
 	closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
+	approvalStore.Close() // its last steps' evidence goes in before the log closes
 	closeErr := evidence.Close(closeCtx)
 	stopWriter()
 	<-writerDone
