@@ -43,9 +43,13 @@ func (s *Server) approve(ctx context.Context, d *description, identity *policies
 	if r := d.input.Resource; r != nil {
 		call.Resource = r.ID
 	}
-	res, err := s.deps.Approvals.Gate(ctx, call, approvals.Requirement{
+	requirement := approvals.Requirement{
 		BindingMessage: req.BindingMessage, Approvers: req.Approvers, TTL: req.TTL, Uses: req.Uses, Window: req.Window,
-	})
+	}
+	res, err := s.deps.Approvals.Gate(ctx, call, requirement)
+	if err == nil && res.Status == approvals.Pending {
+		res, err = s.hold(ctx, d, call, requirement, res)
+	}
 	if err != nil {
 		s.log.Error("approval gate failed", "decision_id", rec.DecisionID, "error", err)
 		return dec, fault(503, causeApproval, "the approval service is unavailable"), false
@@ -78,6 +82,55 @@ func (s *Server) approve(ctx context.Context, d *description, identity *policies
 		return again, verdict{}, true
 	}
 	return dec, verdict{}, true
+}
+
+// holdPoll is how often a held Check looks for the human's answer.
+const holdPoll = 250 * time.Millisecond
+
+// hold keeps a pending call waiting, on routes whose context asks for it
+// (approval_hold, capped by check.max_approval_hold and kept below Envoy's
+// ext_authz timeout by whoever configures the route), until the human
+// answers or the hold runs out. The caller going away ends the hold.
+func (s *Server) hold(ctx context.Context, d *description, call approvals.Call, req approvals.Requirement, res approvals.Result) (approvals.Result, error) {
+	wait := s.holdFor(d)
+	if wait <= 0 {
+		return res, nil
+	}
+	deadline := time.NewTimer(wait)
+	defer deadline.Stop()
+	tick := time.NewTicker(min(holdPoll, wait))
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return res, nil
+		case <-deadline.C:
+			return res, nil
+		case <-tick.C:
+		}
+		next, err := s.deps.Approvals.Gate(ctx, call, req)
+		if err != nil || next.Status != approvals.Pending {
+			return next, err
+		}
+		res = next
+	}
+}
+
+// holdFor reads the route's approval_hold, capped by the configuration.
+func (s *Server) holdFor(d *description) time.Duration {
+	r := d.input.Resource
+	if r == nil || s.cfg.MaxApprovalHold <= 0 {
+		return 0
+	}
+	v, ok := r.Extensions["approval_hold"]
+	if !ok {
+		return 0
+	}
+	hold, err := time.ParseDuration(v)
+	if err != nil || hold <= 0 {
+		return 0
+	}
+	return min(hold, s.cfg.MaxApprovalHold)
 }
 
 // callAction names what the call does for its fingerprint: the MCP method

@@ -6,10 +6,12 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/writ-dev/writ/approvals"
+	"github.com/writ-dev/writ/extauthz"
 	"github.com/writ-dev/writ/store"
 	"github.com/writ-dev/writ/test/writtest"
 )
@@ -146,5 +148,51 @@ func TestApprovalSingleUseUnderConcurrency(t *testing.T) {
 	wg.Wait()
 	if n := allowed.Load(); n != 1 {
 		t.Fatalf("%d of 50 concurrent retries passed, want exactly 1", n)
+	}
+}
+
+// Hold mode: on a route with approval_hold, Check waits for the human
+// instead of answering pending at once.
+func TestApprovalHold(t *testing.T) {
+	db, err := store.OpenSQLite(t.Context(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	s, err := approvals.Open(t.Context(), db, approvals.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	r := newRig(t, rigOptions{approvals: s, cfg: extauthz.Config{MaxApprovalHold: 30 * time.Second}})
+	tok := r.token(t, "alice", "pay-bot")
+	held := map[string]string{"resource": "mcp://payments", "tenant": "tenant-a", "sensitivity": "high", "mcp": "true", "approval_hold": "20s"}
+
+	done := make(chan bool, 1)
+	go func() {
+		resp, err := r.srv.Check(context.Background(), writtest.ToolCall("refund", map[string]any{"amount": 7}, tok, held))
+		done <- err == nil && resp.GetOkResponse() != nil
+	}()
+	// Approve the request as soon as the held Check has opened it.
+	var id string
+	waitFor(t, func() bool {
+		reqs, err := s.List(context.Background(), approvals.Filter{Status: approvals.Pending})
+		if err == nil && len(reqs) == 1 {
+			id = reqs[0].ID
+			return true
+		}
+		return false
+	})
+	if err := s.Approve(t.Context(), id, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if !<-done {
+		t.Fatal("the held Check did not pass once approved")
+	}
+
+	// A route without approval_hold answers pending at once.
+	allowed, _, p := checkRefund(t, r, tok, 8)
+	if allowed || p.Error != "approval_pending" {
+		t.Fatalf("unheld route: allowed=%t %+v", allowed, p)
 	}
 }

@@ -34,6 +34,12 @@ type Config struct {
 	// remaining life) before it does. Default 5m.
 	CredentialCacheTTL time.Duration `yaml:"credential_cache_ttl"`
 
+	// MaxApprovalHold caps how long a Check on a route whose context sets
+	// approval_hold (e.g. "5s") waits for a human before answering
+	// approval_pending; keep it below Envoy's ext_authz timeout. Default 0:
+	// no route holds.
+	MaxApprovalHold time.Duration `yaml:"max_approval_hold"`
+
 	// DefaultProfile is the token profile when neither the route nor the
 	// decision names one (from tokens.profile).
 	DefaultProfile tokens.Profile `yaml:"-"`
@@ -65,6 +71,9 @@ func (c Config) Defaults() Config {
 func (c Config) Validate() error {
 	if c.MaxHeaderBytes < 0 {
 		return fmt.Errorf("%w: check.max_header_bytes must not be negative", ErrConfig)
+	}
+	if c.MaxApprovalHold < 0 {
+		return fmt.Errorf("%w: check.max_approval_hold must not be negative", ErrConfig)
 	}
 	if c.CredentialCacheTTL < 0 {
 		return fmt.Errorf("%w: check.credential_cache_ttl must not be negative", ErrConfig)
