@@ -24,6 +24,16 @@
 // Every step of a request (opened, notified, approved, denied, consumed,
 // expired) is reported to Options.OnEvent for the evidence log.
 //
+// Approvers decide through Handler (a JSON API under /approvals, bearer
+// tokens only) or Inbox (a server-rendered page under /inbox with a session
+// cookie and CSRF tokens). Both take an Authenticator that turns a token
+// into an Approver, and let decide only the call's user or someone named in
+// the request's approvers (user:…, group:…, role:…) — never the call's
+// agent:
+//
+//	mux.Handle("/approvals/", approvals.Handler(s, auth, approvals.HandlerOptions{}))
+//	mux.Handle("/inbox/", approvals.Inbox(s, auth, approvals.HandlerOptions{}))
+//
 // Webhook is the first Notifier: it POSTs a signed JSON Notification, and
 // VerifyWebhook is the recipe a receiver follows to check it.
 package approvals

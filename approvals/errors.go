@@ -40,3 +40,7 @@ var (
 	// ErrSignatureMismatch means no signature in the header matches the body.
 	ErrSignatureMismatch = errors.New("approvals: webhook signature does not match")
 )
+
+// ErrNotAllowed means the approver is not among those who may decide the
+// request: not the call's user, and not named in its approvers.
+var ErrNotAllowed = errors.New("approvals: approver may not decide this request")

@@ -30,6 +30,7 @@ Usage:
   writ dev token --user U --agent A [--tenant T] [--scope S]... [--ttl D] [--data-dir DIR]
   writ policy test [-v] DIR
   writ keys rotate [--config FILE] [--data-dir DIR]
+  writ approvals list [--all] | show ID | approve --as SUBJECT ID | deny --as SUBJECT ID
   writ vault put [--header H] [--format F] [--ttl D] REF < value
   writ vault list | delete REF | rotate --old-key-file F   [--config FILE] [--data-dir DIR]
   writ audit verify [--config FILE] [--data-dir DIR]
@@ -68,6 +69,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = policyCommand(ctx, args[1:], stdout)
 	case "keys":
 		err = keysCommand(ctx, args[1:], stdout)
+	case "approvals":
+		err = approvalsCommand(ctx, args[1:], stdout)
 	case "vault":
 		err = vaultCommand(ctx, args[1:], stdin, stdout)
 	case "audit":

@@ -13,6 +13,7 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/debug"
+	"strings"
 	"syscall"
 	"time"
 
@@ -26,6 +27,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
 
+	"github.com/writ-dev/writ/approvals"
 	"github.com/writ-dev/writ/audit"
 	"github.com/writ-dev/writ/extauthz"
 	"github.com/writ-dev/writ/policies"
@@ -247,7 +249,16 @@ func serve(ctx context.Context, cfg Config, flags serveFlags, logger *slog.Logge
 	}
 	grpcServer, healthServer := newGRPCServer(srv, tlsCfg)
 	httpServer := &http.Server{Handler: srv.HTTPHandler(), TLSConfig: tlsCfg, MaxHeaderBytes: checkCfg.Defaults().MaxHeaderBytes, ReadHeaderTimeout: 10 * time.Second}
-	apiServer := &http.Server{Handler: apiHandler(keyring, evidence, reg), ReadHeaderTimeout: 10 * time.Second}
+	api := apiHandler(keyring, evidence, reg)
+	approverAuth := approverAuthenticator{verifier}
+	approvalOpts := approvals.HandlerOptions{Logger: logger, SecureCookies: cfg.Issuer != "" && strings.HasPrefix(cfg.Issuer, "https://")}
+	approvalAPI := approvals.Handler(approvalStore, approverAuth, approvalOpts)
+	inbox := approvals.Inbox(approvalStore, approverAuth, approvalOpts)
+	api.Handle("/approvals", approvalAPI)
+	api.Handle("/approvals/", approvalAPI)
+	api.Handle("/inbox", inbox)
+	api.Handle("/inbox/", inbox)
+	apiServer := &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second}
 
 	// Take SIGHUP before announcing readiness: a reload signal sent as soon
 	// as the serving line appears must never end the process.
@@ -383,7 +394,7 @@ func serveHTTP(s *http.Server, ln net.Listener, useTLS bool) error {
 }
 
 // apiHandler serves the JWKS, Prometheus metrics and health.
-func apiHandler(keyring *tokens.Keyring, evidence *audit.Log, reg *prometheus.Registry) http.Handler {
+func apiHandler(keyring *tokens.Keyring, evidence *audit.Log, reg *prometheus.Registry) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /.well-known/jwks.json", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/jwk-set+json")
@@ -401,6 +412,34 @@ func apiHandler(keyring *tokens.Keyring, evidence *audit.Log, reg *prometheus.Re
 		fmt.Fprint(w, `{"status":"ok"}`)
 	})
 	return mux
+}
+
+// approverAuthenticator verifies an approver's bearer token with the same
+// trusted issuers as the Check path: the approver is the token's user (its
+// sub), with groups and roles from the "groups" and "roles" claims.
+type approverAuthenticator struct{ verifier *tokens.Verifier }
+
+func (a approverAuthenticator) Authenticate(ctx context.Context, bearer string) (approvals.Approver, error) {
+	id, err := a.verifier.Verify(ctx, bearer)
+	if err != nil {
+		return approvals.Approver{}, err
+	}
+	subject := id.User
+	if subject == "" {
+		subject, _ = id.Claims["sub"].(string)
+	}
+	return approvals.Approver{Subject: subject, Groups: claimStrings(id.Claims["groups"]), Roles: claimStrings(id.Claims["roles"]), ExpiresAt: id.ExpiresAt}, nil
+}
+
+func claimStrings(v any) []string {
+	list, _ := v.([]any)
+	out := make([]string, 0, len(list))
+	for _, x := range list {
+		if s, ok := x.(string); ok {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // reloadKeys re-reads the signing keys so a `writ keys rotate` run against
