@@ -38,10 +38,20 @@ func TestQuickStart(t *testing.T) {
 		t.Fatalf("no decision id in:\n%s", out)
 	}
 
-	// A high-sensitivity resource needs an approval this writ cannot collect.
+	// A high-sensitivity resource waits for a human's approval.
 	out, err = w.Run(t, "check", "--addr", w.GRPC, "--api", "http://"+w.API, "--tool", "refund", "--sensitivity", "high", "--token", tok)
-	if err == nil || !strings.Contains(out, "decision: DENY\nstatus: 403\n") || !strings.Contains(out, `"error":"approval_required"`) {
+	if err == nil || !strings.Contains(out, "decision: DENY\nstatus: 403\n") || !strings.Contains(out, `"error":"approval_pending"`) {
 		t.Errorf("high sensitivity: %v\n%s", err, out)
+	}
+	// The README's next step: approve from the CLI, and the same check passes.
+	if m := regexp.MustCompile(`"auth_req_id":"([^"]+)"`).FindStringSubmatch(out); m != nil {
+		if o, err := w.Run(t, "approvals", "approve", "--data-dir", w.DataDir, "--as", "alice", m[1]); err != nil {
+			t.Fatalf("approvals approve: %v %s", err, o)
+		}
+		out, err = w.Run(t, "check", "--addr", w.GRPC, "--api", "http://"+w.API, "--tool", "refund", "--sensitivity", "high", "--token", tok)
+		if err != nil || !strings.Contains(out, "decision: ALLOW\n") || !strings.Contains(out, `"approval_id": "`+m[1]+`"`) {
+			t.Errorf("approved check: %v\n%s", err, out)
+		}
 	}
 	// No token: 401.
 	out, err = w.Run(t, "check", "--addr", w.GRPC, "--tool", "search_issues")
