@@ -14,6 +14,7 @@ import (
 
 	"github.com/writ-dev/writ/approvals"
 	"github.com/writ-dev/writ/audit"
+	"github.com/writ-dev/writ/oauth"
 	"github.com/writ-dev/writ/store"
 )
 
@@ -30,6 +31,21 @@ type ApprovalsConfig struct {
 		URL        string `yaml:"url"`         // http(s) URL receiving a POST per request
 		SecretFile string `yaml:"secret_file"` // file holding the signing secret (32 bytes or more, 0600)
 	} `yaml:"webhook"`
+	// CIBA clients may start approvals themselves (OpenID CIBA Core 1.0,
+	// poll and ping) at /bc-authorize and redeem them at /token. The
+	// endpoints are served only when at least one client is configured.
+	CIBA struct {
+		Clients []CIBAClient `yaml:"clients"`
+	} `yaml:"ciba"`
+}
+
+// CIBAClient is one client allowed to use CIBA.
+type CIBAClient struct {
+	ClientID             string `yaml:"client_id"`
+	SecretSHA256         string `yaml:"secret_sha256"`         // hex SHA-256 of its secret, for client_secret_basic
+	JWKSFile             string `yaml:"jwks_file"`             // its public keys, for private_key_jwt
+	DeliveryMode         string `yaml:"delivery_mode"`         // poll (default) or ping
+	NotificationEndpoint string `yaml:"notification_endpoint"` // ping mode's callback
 }
 
 func (c ApprovalsConfig) validate() error {
@@ -51,7 +67,7 @@ func (c ApprovalsConfig) validate() error {
 // openApprovals opens the approval store on writ's database. Every step of
 // every request becomes an evidence record of its own (outcome
 // "approval_<step>"), joined to the decisions by the approval id.
-func openApprovals(ctx context.Context, db *store.DB, cfg ApprovalsConfig, evidence *audit.Log, logger *slog.Logger) (*approvals.Store, error) {
+func openApprovals(ctx context.Context, db *store.DB, cfg ApprovalsConfig, evidence *audit.Log, logger *slog.Logger, also func(approvals.Event)) (*approvals.Store, error) {
 	opts := approvals.Options{Logger: logger, DefaultTTL: cfg.TTL, Interval: cfg.Interval}
 	if cfg.Webhook.URL != "" {
 		secret, err := os.ReadFile(cfg.Webhook.SecretFile)
@@ -77,8 +93,30 @@ func openApprovals(ctx context.Context, db *store.DB, cfg ApprovalsConfig, evide
 		if err := evidence.Append(rec); err != nil {
 			logger.Error("approval step not recorded", "approval_id", e.ID, "step", e.Kind, "error", err)
 		}
+		also(e)
 	}
 	return approvals.Open(ctx, db, opts)
+}
+
+// newCIBA builds the CIBA endpoints when clients are configured (nil
+// otherwise).
+func newCIBA(cfg Config, st *approvals.Store, minter oauth.Minter, logger *slog.Logger) (*oauth.CIBA, error) {
+	if len(cfg.Approvals.CIBA.Clients) == 0 {
+		return nil, nil
+	}
+	var clients []oauth.Client
+	for i, c := range cfg.Approvals.CIBA.Clients {
+		oc := oauth.Client{ID: c.ClientID, SecretHash: c.SecretSHA256, DeliveryMode: c.DeliveryMode, NotificationEndpoint: c.NotificationEndpoint}
+		if c.JWKSFile != "" {
+			raw, err := os.ReadFile(c.JWKSFile)
+			if err != nil {
+				return nil, fmt.Errorf("approvals.ciba.clients[%d].jwks_file: %w", i, err)
+			}
+			oc.JWKS = raw
+		}
+		clients = append(clients, oc)
+	}
+	return oauth.NewCIBA(oauth.CIBAConfig{Issuer: cfg.Issuer, Clients: clients, Interval: cfg.Approvals.Interval}, st, minter, logger)
 }
 
 func approvalEventReason(e approvals.Event) string {

@@ -14,6 +14,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -30,6 +31,7 @@ import (
 	"github.com/writ-dev/writ/approvals"
 	"github.com/writ-dev/writ/audit"
 	"github.com/writ-dev/writ/extauthz"
+	"github.com/writ-dev/writ/oauth"
 	"github.com/writ-dev/writ/policies"
 	"github.com/writ-dev/writ/store"
 	"github.com/writ-dev/writ/tokens"
@@ -218,11 +220,26 @@ func serve(ctx context.Context, cfg Config, flags serveFlags, logger *slog.Logge
 	checkCfg := cfg.Check
 	checkCfg.DefaultProfile = tokens.Profile(cfg.Tokens.Profile)
 	checkCfg.Logger = logger
-	approvalStore, err := openApprovals(ctx, db, cfg.Approvals, evidence, logger)
+	// CIBA clients hear of approvals through the store's events; the CIBA
+	// endpoints need the store, so the hook is bound once both exist.
+	var cibaHook atomic.Pointer[oauth.CIBA]
+	approvalStore, err := openApprovals(ctx, db, cfg.Approvals, evidence, logger, func(e approvals.Event) {
+		if c := cibaHook.Load(); c != nil {
+			c.OnEvent(e)
+		}
+	})
 	if err != nil {
 		return err
 	}
 	defer approvalStore.Close()
+	ciba, err := newCIBA(cfg, approvalStore, minter, logger)
+	if err != nil {
+		return err
+	}
+	if ciba != nil {
+		cibaHook.Store(ciba)
+		defer ciba.Close()
+	}
 	deps := extauthz.Deps{Verifier: verifier, Engine: engine, Minter: minter, Evidence: evidence, Metrics: metrics, Approvals: approvalStore}
 	vaultHost, vaultStore, err := newVaultHost(ctx, cfg, logger)
 	if err != nil {
@@ -258,6 +275,9 @@ func serve(ctx context.Context, cfg Config, flags serveFlags, logger *slog.Logge
 	api.Handle("/approvals/", approvalAPI)
 	api.Handle("/inbox", inbox)
 	api.Handle("/inbox/", inbox)
+	if ciba != nil {
+		ciba.Routes(api)
+	}
 	apiServer := &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second}
 
 	// Take SIGHUP before announcing readiness: a reload signal sent as soon
