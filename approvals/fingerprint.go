@@ -21,6 +21,10 @@ type Call struct {
 	// DecisionID names the decision this call belongs to. It is reported on
 	// events and is not part of the fingerprint.
 	DecisionID string
+	// Arguments is the arguments' RFC 8785 canonical JSON, kept so that
+	// approvers see exactly what they approve. It is not fingerprinted
+	// (ArgumentsSHA256 is, and must be its digest).
+	Arguments string
 }
 
 // fingerprintDomain separates approval fingerprints from any other SHA-256

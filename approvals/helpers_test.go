@@ -149,6 +149,7 @@ func refund() approvals.Call {
 	return approvals.Call{
 		User: "user-7", Agent: "agent-3", Tenant: "tenant-a", Resource: "mcp://payments",
 		Action: "refund", ArgumentsSHA256: digestA, DecisionID: "dec-1",
+		Arguments: `{"amount":120,"memo":"<b>ACME</b>"}`,
 	}
 }
 

@@ -137,8 +137,8 @@ func (o HandlerOptions) withDefaults() HandlerOptions {
 	return o
 }
 
-// View is the JSON form of a Request in the HTTP API. The store keeps the
-// SHA-256 of the arguments, not the arguments themselves.
+// View is the JSON form of a Request in the HTTP API, with the arguments
+// exactly as they will be checked (RFC 8785 canonical JSON) and their digest.
 type View struct {
 	ID              string     `json:"id"`
 	Status          Status     `json:"status"`
@@ -149,6 +149,7 @@ type View struct {
 	Resource        string     `json:"resource"`
 	Tool            string     `json:"tool"`
 	ArgumentsSHA256 string     `json:"arguments_sha256"`
+	Arguments       string     `json:"arguments,omitempty"`
 	Approvers       []string   `json:"approvers"`
 	Approver        string     `json:"approver,omitempty"`
 	CreatedAt       time.Time  `json:"created_at"`
@@ -163,7 +164,7 @@ type View struct {
 func ViewOf(r Request) View {
 	v := View{
 		ID: r.ID, Status: r.Status, BindingMessage: r.BindingMessage, User: r.Call.User, Agent: r.Call.Agent,
-		Tenant: r.Call.Tenant, Resource: r.Call.Resource, Tool: r.Call.Action, ArgumentsSHA256: r.Call.ArgumentsSHA256,
+		Tenant: r.Call.Tenant, Resource: r.Call.Resource, Tool: r.Call.Action, ArgumentsSHA256: r.Call.ArgumentsSHA256, Arguments: r.Call.Arguments,
 		Approvers: r.Approvers, Approver: r.Approver, CreatedAt: r.CreatedAt.UTC(), ExpiresAt: r.ExpiresAt.UTC(),
 		Uses: r.Uses, UsesLeft: r.UsesLeft, ConsumedBy: r.ConsumedBy,
 	}

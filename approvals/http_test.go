@@ -207,7 +207,7 @@ func TestHandlerList(t *testing.T) {
 	resp, body := apiDo(t, h, "GET", "/approvals/"+forFinance.ID, "tok-alice", "", "")
 	want := map[string]any{
 		"id": forFinance.ID, "status": "pending", "binding_message": once.BindingMessage, "user": "user-7", "agent": "agent-3",
-		"tenant": "tenant-a", "resource": "mcp://payments", "tool": "refund", "arguments_sha256": digestA,
+		"tenant": "tenant-a", "resource": "mcp://payments", "tool": "refund", "arguments_sha256": digestA, "arguments": `{"amount":120,"memo":"<b>ACME</b>"}`,
 		"approvers": []any{"group:finance"}, "created_at": "2026-03-01T12:00:00Z", "expires_at": "2026-03-01T12:10:00Z",
 		"uses": 1.0, "uses_left": 1.0,
 	}

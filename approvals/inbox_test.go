@@ -110,7 +110,8 @@ func TestInboxShowsEscapedRequest(t *testing.T) {
 	for _, want := range []string{
 		`Refund &lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt; $120 to ACME?`,
 		"user:alice", "agent-3", "user-7", "tenant-a", "mcp://payments", "<dd>refund</dd>", digestA, res.ID,
-		"not the arguments themselves",
+		"only a call with exactly these arguments passes",
+		`<code>{&#34;amount&#34;:120,&#34;memo&#34;:&#34;&lt;b&gt;ACME&lt;/b&gt;&#34;}</code>`,
 		`action="/inbox/` + res.ID + `/approve"`, `action="/inbox/` + res.ID + `/deny"`,
 	} {
 		if !strings.Contains(page, want) {

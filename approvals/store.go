@@ -269,10 +269,10 @@ func (s *Store) open(ctx context.Context, tx *sql.Tx, call Call, fp string, req 
 		TTL: req.TTL, Window: req.Window, Uses: req.Uses, UsesLeft: req.Uses,
 	}
 	_, err = tx.ExecContext(ctx, `INSERT INTO approval_requests
-		(id, fingerprint, user_id, agent, tenant, resource, action, arguments_sha256, opened_by,
+		(id, fingerprint, user_id, agent, tenant, resource, action, arguments_sha256, arguments, opened_by,
 		 binding_message, approvers, status, created_at, expires_at, ttl_ms, window_ms, uses, uses_left)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?)`,
-		r.ID, fp, call.User, call.Agent, call.Tenant, call.Resource, call.Action, call.ArgumentsSHA256, call.DecisionID,
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?)`,
+		r.ID, fp, call.User, call.Agent, call.Tenant, call.Resource, call.Action, call.ArgumentsSHA256, call.Arguments, call.DecisionID,
 		r.BindingMessage, string(approversJSON), r.CreatedAt.UnixMilli(), r.ExpiresAt.UnixMilli(),
 		r.TTL.Milliseconds(), r.Window.Milliseconds(), r.Uses, r.UsesLeft)
 	if err != nil {
@@ -548,7 +548,7 @@ func newID() (string, error) {
 	return base64.RawURLEncoding.EncodeToString(b), nil
 }
 
-const selectRequest = `SELECT id, fingerprint, user_id, agent, tenant, resource, action, arguments_sha256, opened_by,
+const selectRequest = `SELECT id, fingerprint, user_id, agent, tenant, resource, action, arguments_sha256, arguments, opened_by,
 	binding_message, approvers, status, approver, created_at, decided_at, expires_at, ttl_ms, window_ms,
 	uses, uses_left, expiry_told FROM approval_requests`
 
@@ -567,7 +567,7 @@ func scanRequest(row scanner) (Request, error) {
 		decided                    sql.NullInt64
 	)
 	err := row.Scan(&r.ID, &r.Fingerprint, &r.Call.User, &r.Call.Agent, &r.Call.Tenant, &r.Call.Resource,
-		&r.Call.Action, &r.Call.ArgumentsSHA256, &r.Call.DecisionID, &r.BindingMessage, &approvers, &status,
+		&r.Call.Action, &r.Call.ArgumentsSHA256, &r.Call.Arguments, &r.Call.DecisionID, &r.BindingMessage, &approvers, &status,
 		&r.Approver, &created, &decided, &expires, &ttl, &win, &r.Uses, &r.UsesLeft, &r.expiryTold)
 	if err != nil {
 		return Request{}, err

@@ -43,6 +43,12 @@ func (s *Server) approve(ctx context.Context, d *description, identity *policies
 	if r := d.input.Resource; r != nil {
 		call.Resource = r.ID
 	}
+	if m := d.input.MCP; m != nil && m.Arguments != nil {
+		// What the approver sees is what the digest covers.
+		if canonical, err := appendCanonical(nil, m.Arguments); err == nil {
+			call.Arguments = string(canonical)
+		}
+	}
 	requirement := approvals.Requirement{
 		BindingMessage: req.BindingMessage, Approvers: req.Approvers, TTL: req.TTL, Uses: req.Uses, Window: req.Window,
 	}

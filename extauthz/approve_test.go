@@ -80,6 +80,9 @@ func TestApprovalGate(t *testing.T) {
 	if rec := r.records.last(t); rec.Outcome != "approval_pending" || rec.Approval == nil || rec.Approval.ID != p.AuthReqID {
 		t.Errorf("evidence of the pending call: %+v", rec)
 	}
+	if req, err := s.Get(t.Context(), p.AuthReqID); err != nil || req.Call.Arguments != `{"amount":120}` {
+		t.Errorf("the approver would not see the arguments: %v %q", err, req.Call.Arguments)
+	}
 	// The identical call while pending shares the request.
 	if _, _, again := checkRefund(t, r, tok, 120); again.AuthReqID != p.AuthReqID {
 		t.Errorf("identical pending call opened another request: %s vs %s", again.AuthReqID, p.AuthReqID)

@@ -54,4 +54,6 @@ var migrations = []string{
 		used_at     INTEGER NOT NULL
 	);
 	CREATE INDEX approval_uses_by_request ON approval_uses (request_id, seq);`,
+	// 3: the arguments of a call waiting for approval, shown to approvers.
+	`ALTER TABLE approval_requests ADD COLUMN arguments TEXT NOT NULL DEFAULT '';`,
 }
