@@ -540,12 +540,19 @@ func (s *Store) notify(ctx context.Context, r Request) {
 	})
 }
 
+// newID returns an auth_req_id: 256 random bits, base64url. An id that
+// would start with '-' is drawn again, so that command lines never read one
+// as a flag (this costs a fraction of one bit of the 256).
 func newID() (string, error) {
 	b := make([]byte, idBytes)
-	if _, err := rand.Read(b); err != nil {
-		return "", fmt.Errorf("approvals: random id: %w", err)
+	for {
+		if _, err := rand.Read(b); err != nil {
+			return "", fmt.Errorf("approvals: random id: %w", err)
+		}
+		if id := base64.RawURLEncoding.EncodeToString(b); id[0] != '-' {
+			return id, nil
+		}
 	}
-	return base64.RawURLEncoding.EncodeToString(b), nil
 }
 
 const selectRequest = `SELECT id, fingerprint, user_id, agent, tenant, resource, action, arguments_sha256, arguments, opened_by,
