@@ -277,3 +277,46 @@ func BenchmarkCheckCredential(b *testing.B) {
 }
 
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// inputRecorder decides like fixedDecision and keeps what the policy saw.
+type inputRecorder struct {
+	fixedDecision
+	mu   sync.Mutex
+	seen []string
+}
+
+func (r *inputRecorder) Decide(ctx context.Context, in *policies.Input) (policies.Decision, string, error) {
+	b, _ := json.Marshal(in.Value())
+	r.mu.Lock()
+	r.seen = append(r.seen, string(b))
+	r.mu.Unlock()
+	return r.fixedDecision.Decide(ctx, in)
+}
+
+// TestCredentialNeverInPolicyInput: policy sees the reference, never the
+// value — even on the call after the value was fetched and cached.
+func TestCredentialNeverInPolicyInput(t *testing.T) {
+	host, err := vaultplugins.NewHost(t.Context(), vaultplugins.HostConfig{Backends: map[string]vaultplugins.Backend{"salesforce": &vaultBackend{}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { host.Close() })
+	rec := &inputRecorder{fixedDecision: fixedDecision{dec: policies.Decision{Allow: true, Audience: "https://salesforce.example",
+		Credential: &policies.CredentialRef{Backend: "salesforce", Ref: "org", Header: "x-api-key"}}}}
+	r := newRig(t, rigOptions{engine: rec, credentials: host})
+	tok := r.token(t, "alice", "bot")
+	for i := 0; i < 2; i++ {
+		resp, err := r.srv.Check(t.Context(), writtest.ToolCall("query", nil, tok, nil))
+		if err != nil || writtest.Header(resp, "x-api-key") != upstreamSecret {
+			t.Fatalf("call %d: %v %v", i, err, resp)
+		}
+	}
+	if len(rec.seen) != 2 {
+		t.Fatalf("policy saw %d inputs", len(rec.seen))
+	}
+	for _, in := range rec.seen {
+		if strings.Contains(in, upstreamSecret) {
+			t.Fatal("the credential value reached the policy input")
+		}
+	}
+}
