@@ -22,6 +22,7 @@ import (
 	"regexp"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -42,18 +43,19 @@ func main() {
 	dur := flag.Duration("d", 5*time.Second, "duration of each measured phase")
 	users := flag.Int("users", 1000, "distinct users")
 	agents := flag.Int("agents", 10, "distinct agents")
+	soak := flag.Duration("soak", 0, "after the measured phases, drive writ at half its saturation rate this long and print its resident memory every 30s")
 	flag.Parse()
 
 	h := &harness{}
 	defer h.cleanup()
-	if err := run(h, *workers, *pacedWorkers, *conns, *dur, *users, *agents); err != nil {
+	if err := run(h, *workers, *pacedWorkers, *conns, *dur, *users, *agents, *soak); err != nil {
 		fmt.Fprintln(os.Stderr, "load:", err)
 		h.cleanup()
 		os.Exit(1)
 	}
 }
 
-func run(h *harness, workers, pacedWorkers, conns int, dur time.Duration, users, agents int) error {
+func run(h *harness, workers, pacedWorkers, conns int, dur time.Duration, users, agents int, soak time.Duration) error {
 	bin := writtest.Build(h)
 	idp := writtest.NewIssuer(h)
 	w := writtest.Start(h, bin, writtest.Options{
@@ -101,6 +103,9 @@ func run(h *harness, workers, pacedWorkers, conns int, dur time.Duration, users,
 	fmt.Printf("ratio to floor:     %.2f\n", full.rps/floor.rps)
 	fmt.Printf("writ at half load:  %8.0f checks/s  p50 %-9s p99 %s (half of writ's saturation)\n", half.rps, half.p50, half.p99)
 	fmt.Printf("no-op at that rate: %8.0f checks/s  p50 %-9s p99 %s (what the load generator itself adds)\n", floorHalf.rps, floorHalf.p50, floorHalf.p99)
+	if soak > 0 {
+		return soakRun(w.Pid(), writClients, reqs, pacedWorkers, soak, full.rps/2)
+	}
 	return nil
 }
 
@@ -253,3 +258,54 @@ func (h *harness) cleanup() {
 }
 
 func runtimeProcs() int { return runtime.GOMAXPROCS(0) }
+
+// soakRun drives writ at rate for d, printing its resident memory every
+// 30 s, then the growth from the first sample to the last.
+func soakRun(pid int, clients []authv3.AuthorizationClient, reqs []*authv3.CheckRequest, workers int, d time.Duration, rate float64) error {
+	fmt.Printf("soak: %s at %.0f checks/s\n", d, rate)
+	done := make(chan result, 1)
+	go func() { done <- drive(clients, reqs, workers, d, rate) }()
+	tick := time.NewTicker(30 * time.Second)
+	defer tick.Stop()
+	start := time.Now()
+	var first, last int
+	sample := func() {
+		kb, err := rssKiB(pid)
+		if err != nil {
+			fmt.Println("soak: rss:", err)
+			return
+		}
+		if first == 0 {
+			first = kb
+		}
+		last = kb
+		fmt.Printf("soak: %6s  writ rss %7d KiB\n", time.Since(start).Round(time.Second), kb)
+	}
+	sample()
+	for {
+		select {
+		case r := <-done:
+			sample()
+			fmt.Printf("soak: %.0f checks/s, p99 %s, errors %d, denials %d; rss %d → %d KiB (%+.1f%%)\n",
+				r.rps, r.p99, r.errors, r.denied, first, last, 100*float64(last-first)/float64(first))
+			return nil
+		case <-tick.C:
+			sample()
+		}
+	}
+}
+
+func rssKiB(pid int) (int, error) {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if strings.HasPrefix(line, "VmRSS:") {
+			var kb int
+			_, err := fmt.Sscanf(strings.TrimSpace(strings.TrimPrefix(line, "VmRSS:")), "%d", &kb)
+			return kb, err
+		}
+	}
+	return 0, fmt.Errorf("no VmRSS for pid %d", pid)
+}

@@ -364,6 +364,9 @@ func (w *Writ) Stop(t T) {
 	}
 }
 
+// Pid is the writ process's id.
+func (w *Writ) Pid() int { return w.cmd.Process.Pid }
+
 // Stdout and Stderr return what writ printed so far.
 func (w *Writ) Stdout() string { return w.stdout.String() }
 func (w *Writ) Stderr() string { return w.stderr.String() }
