@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -52,8 +53,29 @@ type Deps struct {
 	// Credentials fetches the vaulted credentials decisions name; nil
 	// means none are configured, and a decision naming one is a 503.
 	Credentials Credentials
+	// Agents is the agent registry, the kill switch: a suspended or pending
+	// agent is refused before any policy runs or token is minted. Nil means
+	// no registry, and every agent is decided by policy alone.
+	Agents Agents
+	// DenyUnknownAgents refuses (403) an agent Agents does not hold. By
+	// default such an agent is decided by policy alone: registration is
+	// inventory, not authority. From agents.unknown: deny.
+	DenyUnknownAgents bool
 	// Metrics may be nil (no metrics).
 	Metrics *Metrics
+}
+
+// Agents answers an agent's registry status on the Check path. Status and
+// Touch must be cheap and must not block on I/O: they run on every Check.
+type Agents interface {
+	// Status is the agent's status ("active", "pending", "suspended");
+	// known is false for an agent the registry does not hold.
+	Status(ctx context.Context, agent string) (status string, known bool)
+	// Generation changes whenever statuses may have changed; a cache of
+	// answers derived from them is stale once it moves.
+	Generation() uint64
+	// Touch notes that the agent was seen.
+	Touch(ctx context.Context, agent string)
 }
 
 // Server answers Envoy's Check calls, over gRPC and over HTTP.
@@ -179,6 +201,9 @@ func (s *Server) evaluate(ctx context.Context, req *authv3.CheckRequest, rec *au
 	}
 	d.input.Identity = identity
 	recordIdentity(rec, d, identity)
+	if v, ok := s.admitAgent(ctx, identity); !ok {
+		return v
+	}
 
 	if err := d.describeBody(s.limits); err != nil {
 		return refuse(err)
@@ -237,6 +262,47 @@ func (s *Server) authenticate(ctx context.Context, d *description) (*policies.Id
 		identity.SPIFFEID = d.spiffeID
 	}
 	return identity, verdict{}, true
+}
+
+// admitAgent is the kill switch: it refuses a call whose agent, or any
+// agent in its delegation chain, is suspended or awaiting review, and one
+// whose agent is unregistered when unknown agents are denied. It runs before
+// the body is read, the policy decides or a token is minted, so a suspended
+// agent never receives a token again, cached or new, while suspended.
+func (s *Server) admitAgent(ctx context.Context, identity *policies.Identity) (verdict, bool) {
+	if s.deps.Agents == nil || identity == nil {
+		return verdict{}, true
+	}
+	names := identity.Actors
+	if identity.Agent != "" && !slices.Contains(names, identity.Agent) {
+		names = append([]string{identity.Agent}, names...)
+	}
+	for _, name := range names {
+		status, known := s.deps.Agents.Status(ctx, name)
+		switch {
+		case !known && s.deps.DenyUnknownAgents:
+			return agentDenial("the agent is not registered"), false
+		case !known:
+		case status == "suspended":
+			return agentDenial("the agent is suspended"), false
+		case status == "pending":
+			return agentDenial("the agent is awaiting review"), false
+		case status != "active":
+			return agentDenial("the agent is not active"), false
+		}
+	}
+	if identity.Agent != "" {
+		s.deps.Agents.Touch(ctx, identity.Agent)
+	}
+	return verdict{}, true
+}
+
+// causeAgentStatus labels refusals for an agent's registry status.
+const causeAgentStatus = "agent_status"
+
+// agentDenial refuses a call because of its agent's registry status.
+func agentDenial(reason string) verdict {
+	return verdict{outcome: "deny", cause: causeAgentStatus, status: 403, reason: reason, errorCode: "access_denied"}
 }
 
 // decide asks the policy. An allow, or a decision that needs approval,

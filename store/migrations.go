@@ -56,4 +56,23 @@ var migrations = []string{
 	CREATE INDEX approval_uses_by_request ON approval_uses (request_id, seq);`,
 	// 3: the arguments of a call waiting for approval, shown to approvers.
 	`ALTER TABLE approval_requests ADD COLUMN arguments TEXT NOT NULL DEFAULT '';`,
+	// 4: the agent registry (agents). Times are unix milliseconds.
+	// agents_version.version grows with every status change, so a replica
+	// learns whether to reload statuses with one cheap read.
+	`CREATE TABLE agents (
+		client_id     TEXT    PRIMARY KEY,
+		name          TEXT    NOT NULL,
+		owner         TEXT    NOT NULL,
+		tenant        TEXT    NOT NULL,
+		status        TEXT    NOT NULL CHECK (status IN ('active', 'pending', 'suspended')),
+		created_at    INTEGER NOT NULL,
+		last_seen     INTEGER,                  -- NULL until the agent is first seen
+		status_by     TEXT    NOT NULL DEFAULT '', -- who last changed the status
+		status_reason TEXT    NOT NULL DEFAULT '',
+		status_at     INTEGER,
+		epoch         INTEGER NOT NULL DEFAULT 0 -- suspensions so far
+	);
+	CREATE INDEX agents_by_tenant ON agents (tenant, client_id);
+	CREATE TABLE agents_version (version INTEGER NOT NULL);
+	INSERT INTO agents_version (version) VALUES (0);`,
 }

@@ -31,6 +31,7 @@ Usage:
   writ policy test [-v] DIR
   writ keys rotate [--config FILE] [--data-dir DIR]
   writ approvals list [--all] | show ID | approve --as SUBJECT ID | deny --as SUBJECT ID
+  writ agents list [--status S] [--tenant T] | show ID | approve --as SUBJECT ID | suspend --as SUBJECT [--reason R] ID | resume --as SUBJECT ID | delete ID
   writ vault put [--header H] [--format F] [--ttl D] REF < value
   writ vault list | delete REF | rotate --old-key-file F   [--config FILE] [--data-dir DIR]
   writ audit verify [--config FILE] [--data-dir DIR]
@@ -71,6 +72,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = keysCommand(ctx, args[1:], stdout)
 	case "approvals":
 		err = approvalsCommand(ctx, args[1:], stdout)
+	case "agents":
+		err = agentsCommand(ctx, args[1:], stdout)
 	case "vault":
 		err = vaultCommand(ctx, args[1:], stdin, stdout)
 	case "audit":

@@ -28,6 +28,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
 
+	"github.com/writ-dev/writ/agents"
 	"github.com/writ-dev/writ/approvals"
 	"github.com/writ-dev/writ/audit"
 	"github.com/writ-dev/writ/extauthz"
@@ -240,7 +241,17 @@ func serve(ctx context.Context, cfg Config, flags serveFlags, logger *slog.Logge
 		cibaHook.Store(ciba)
 		defer ciba.Close()
 	}
-	deps := extauthz.Deps{Verifier: verifier, Engine: engine, Minter: minter, Evidence: evidence, Metrics: metrics, Approvals: approvalStore}
+	// The agent registry: suspended and pending agents are refused on the
+	// Check path; statuses changed elsewhere are seen within one refresh.
+	registry, err := agents.Open(ctx, db, agents.Options{Logger: logger})
+	if err != nil {
+		return err
+	}
+	registryCtx, stopRegistry := context.WithCancel(context.WithoutCancel(ctx))
+	registryDone := make(chan error, 1)
+	go func() { registryDone <- registry.Run(registryCtx) }()
+	defer func() { stopRegistry(); <-registryDone }()
+	deps := extauthz.Deps{Verifier: verifier, Engine: engine, Minter: minter, Evidence: evidence, Metrics: metrics, Approvals: approvalStore, Agents: registry}
 	vaultHost, vaultStore, err := newVaultHost(ctx, cfg, logger)
 	if err != nil {
 		return err

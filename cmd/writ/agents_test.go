@@ -1,0 +1,109 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/writ-dev/writ/agents"
+	"github.com/writ-dev/writ/audit"
+	"github.com/writ-dev/writ/store"
+)
+
+func runAgents(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	var out bytes.Buffer
+	err := agentsCommand(context.Background(), args, &out)
+	return out.String(), err
+}
+
+func TestAgentsCommand(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	db, err := store.OpenSQLite(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, err := agents.Open(ctx, db, agents.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range []agents.Agent{
+		{ClientID: "research-bot", Owner: "alice", Tenant: "acme"},
+		{ClientID: "new-bot", Owner: "bob", Tenant: "acme", Status: agents.Pending},
+	} {
+		if err := reg.Register(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+
+	steps := []struct {
+		args    []string
+		wantOut string // regexp
+		wantErr error
+	}{
+		{[]string{"list", "--data-dir", dir}, `(?s)CLIENT ID.*new-bot\s+pending.*research-bot\s+active`, nil},
+		{[]string{"list", "--data-dir", dir, "--status", "pending"}, `^CLIENT ID[^\n]*\nnew-bot `, nil},
+		{[]string{"approve", "--data-dir", dir, "--as", "op", "new-bot"}, `^agent new-bot approved by user:op\n$`, nil},
+		{[]string{"approve", "--data-dir", dir, "--as", "op", "new-bot"}, ``, agents.ErrTransition},
+		{[]string{"suspend", "--data-dir", dir, "--as", "op", "--reason", "leaking data", "research-bot"},
+			`^agent research-bot suspended by user:op \(evidence [0-9a-f-]{36}\)\n$`, nil},
+		{[]string{"show", "--data-dir", dir, "research-bot"}, `"status": "suspended"`, nil},
+		{[]string{"resume", "--data-dir", dir, "--as", "op", "research-bot"}, `^agent research-bot resumed by user:op \(evidence `, nil},
+		{[]string{"resume", "--data-dir", dir, "--as", "op", "research-bot"}, ``, agents.ErrTransition},
+		{[]string{"suspend", "--data-dir", dir, "research-bot"}, ``, errUsage},
+		{[]string{"show", "--data-dir", dir}, ``, errUsage},
+		{[]string{"frobnicate"}, ``, errUsage},
+		{[]string{"delete", "--data-dir", dir, "new-bot"}, `^agent new-bot deleted\n$`, nil},
+		{[]string{"show", "--data-dir", dir, "new-bot"}, ``, agents.ErrNotFound},
+	}
+	for _, s := range steps {
+		out, err := runAgents(t, s.args...)
+		if !errors.Is(err, s.wantErr) {
+			t.Fatalf("%v: err = %v, want %v", s.args, err, s.wantErr)
+		}
+		if s.wantOut != "" && !regexp.MustCompile(s.wantOut).MatchString(out) {
+			t.Fatalf("%v: output %q does not match %s", s.args, out, s.wantOut)
+		}
+	}
+
+	// show prints the agent as JSON.
+	out, err := runAgents(t, "show", "--data-dir", dir, "research-bot")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var shown agents.Agent
+	if err := json.Unmarshal([]byte(out), &shown); err != nil || shown.Status != agents.Active || shown.Epoch != 1 || shown.Owner != "alice" {
+		t.Errorf("show: %+v, %v", shown, err)
+	}
+
+	// Suspend and resume are evidence records, and the chain stays whole.
+	db, err = store.OpenSQLite(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	recs, err := audit.Tail(ctx, db, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var outcomes []string
+	for _, r := range recs {
+		if r.Agent != "research-bot" || r.User != "user:op" {
+			t.Errorf("record %+v", r)
+		}
+		outcomes = append(outcomes, r.Outcome+":"+r.Reason)
+	}
+	if got := strings.Join(outcomes, ","); got != "agent_suspended:leaking data,agent_resumed:" && got != "agent_resumed:,agent_suspended:leaking data" {
+		t.Errorf("evidence outcomes %s", got)
+	}
+	res, err := audit.Verify(ctx, db)
+	if err != nil || !res.OK || res.Records != 2 {
+		t.Errorf("chain %+v, %v", res, err)
+	}
+}
