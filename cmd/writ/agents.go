@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"text/tabwriter"
 	"time"
 
@@ -58,10 +57,7 @@ func agentsCommand(ctx context.Context, args []string, stdout io.Writer) error {
 	case as != nil && *as == "":
 		return fmt.Errorf("%w: agents %s needs --as SUBJECT", errUsage, sub)
 	}
-	if _, err := os.Stat(cfg.DataDir); err != nil {
-		return fmt.Errorf("data directory %s: %w", cfg.DataDir, err)
-	}
-	db, err := store.OpenSQLite(ctx, cfg.DataDir)
+	db, err := openDataDir(ctx, cfg.DataDir)
 	if err != nil {
 		return err
 	}

@@ -6,14 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
 	"unicode"
 
 	"github.com/writ-dev/writ/approvals"
-	"github.com/writ-dev/writ/store"
 )
 
 // approvalsCommand runs `writ approvals list|show|approve|deny` against the
@@ -55,10 +53,7 @@ func approvalsCommand(ctx context.Context, args []string, stdout io.Writer) erro
 	case as != nil && *as == "":
 		return fmt.Errorf("%w: approvals %s needs --as SUBJECT", errUsage, sub)
 	}
-	if _, err := os.Stat(cfg.DataDir); err != nil {
-		return fmt.Errorf("data directory %s: %w", cfg.DataDir, err)
-	}
-	db, err := store.OpenSQLite(ctx, cfg.DataDir)
+	db, err := openDataDir(ctx, cfg.DataDir)
 	if err != nil {
 		return err
 	}

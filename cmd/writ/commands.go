@@ -32,6 +32,16 @@ func configFlags(fs *flag.FlagSet) func() (Config, error) {
 	}
 }
 
+// openDataDir opens the store of an existing data directory. The reading
+// and operator commands never create one: a mistyped path is an error, not
+// a new empty database.
+func openDataDir(ctx context.Context, dir string) (*store.DB, error) {
+	if _, err := os.Stat(dir); err != nil {
+		return nil, fmt.Errorf("data directory %s: %w", dir, err)
+	}
+	return store.OpenSQLite(ctx, dir)
+}
+
 func devCommand(args []string, stdout io.Writer) error {
 	if len(args) == 0 || args[0] != "token" {
 		return fmt.Errorf("%w: dev takes one subcommand: token", errUsage)
@@ -140,10 +150,7 @@ func auditCommand(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	dir, rest := cfg.DataDir, fs.Args
-	if _, err := os.Stat(dir); err != nil {
-		return fmt.Errorf("data directory %s: %w", dir, err)
-	}
-	db, err := store.OpenSQLite(ctx, dir)
+	db, err := openDataDir(ctx, dir)
 	if err != nil {
 		return err
 	}
