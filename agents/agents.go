@@ -194,30 +194,41 @@ func (s *Store) change(ctx context.Context, f func(tx *sql.Tx) error) error {
 
 // Register adds an agent. Status defaults to Active; CreatedAt to now.
 func (s *Store) Register(ctx context.Context, a Agent) error {
+	a, err := s.prepare(a)
+	if err != nil {
+		return err
+	}
+	return s.change(ctx, func(tx *sql.Tx) error { return insertAgent(ctx, tx, a) })
+}
+
+// prepare checks a and fills its defaults.
+func (s *Store) prepare(a Agent) (Agent, error) {
 	if a.ClientID == "" || strings.ContainsFunc(a.ClientID, isControl) {
-		return fmt.Errorf("%w: client_id must be non-empty printable text", ErrInvalid)
+		return a, fmt.Errorf("%w: client_id must be non-empty printable text", ErrInvalid)
 	}
 	if a.Status == "" {
 		a.Status = Active
 	}
 	if !a.Status.valid() {
-		return fmt.Errorf("%w: status %q", ErrInvalid, a.Status)
+		return a, fmt.Errorf("%w: status %q", ErrInvalid, a.Status)
 	}
 	if a.CreatedAt.IsZero() {
 		a.CreatedAt = s.now()
 	}
-	return s.change(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `INSERT INTO agents (client_id, name, owner, tenant, status, created_at)
-			VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (client_id) DO NOTHING`,
-			a.ClientID, a.Name, a.Owner, a.Tenant, string(a.Status), a.CreatedAt.UnixMilli())
-		if err != nil {
-			return fmt.Errorf("agents: register %q: %w", a.ClientID, err)
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return fmt.Errorf("%w: %q", ErrExists, a.ClientID)
-		}
-		return nil
-	})
+	return a, nil
+}
+
+func insertAgent(ctx context.Context, tx *sql.Tx, a Agent) error {
+	res, err := tx.ExecContext(ctx, `INSERT INTO agents (client_id, name, owner, tenant, status, created_at)
+		VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (client_id) DO NOTHING`,
+		a.ClientID, a.Name, a.Owner, a.Tenant, string(a.Status), a.CreatedAt.UnixMilli())
+	if err != nil {
+		return fmt.Errorf("agents: register %q: %w", a.ClientID, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("%w: %q", ErrExists, a.ClientID)
+	}
+	return nil
 }
 
 const agentColumns = `client_id, name, owner, tenant, status, created_at, last_seen, status_by, status_reason, status_at, epoch`

@@ -75,4 +75,28 @@ var migrations = []string{
 	CREATE INDEX agents_by_tenant ON agents (tenant, client_id);
 	CREATE TABLE agents_version (version INTEGER NOT NULL);
 	INSERT INTO agents_version (version) VALUES (0);`,
+
+	// 5: OAuth clients of registered agents (RFC 7591/7592), revoked writ
+	// tokens (RFC 7009) and spent client-assertion ids (RFC 7523), the
+	// last two shared so that every replica refuses the same replay.
+	`CREATE TABLE agent_clients (
+		client_id               TEXT    PRIMARY KEY REFERENCES agents (client_id) ON DELETE CASCADE,
+		metadata                TEXT    NOT NULL, -- the registered client metadata, JSON
+		secret_hash             BLOB,             -- SHA-256 of client_secret; NULL when none
+		secret_expires_at       INTEGER NOT NULL DEFAULT 0, -- unix seconds; 0 never
+		registration_token_hash BLOB,             -- SHA-256 of the registration access token
+		issued_at               INTEGER NOT NULL, -- unix seconds
+		updated_at              INTEGER NOT NULL  -- unix seconds
+	);
+	CREATE TABLE revoked_tokens (
+		jti        TEXT    PRIMARY KEY,
+		client_id  TEXT    NOT NULL,
+		expires_at INTEGER NOT NULL, -- unix seconds: the row may go after this
+		revoked_at INTEGER NOT NULL  -- unix milliseconds
+	);
+	CREATE INDEX revoked_tokens_by_time ON revoked_tokens (revoked_at);
+	CREATE TABLE spent_assertions (
+		id         TEXT    PRIMARY KEY, -- client_id NUL jti
+		expires_at INTEGER NOT NULL     -- unix seconds: the row may go after this
+	);`,
 }
