@@ -1,6 +1,7 @@
 package tokens
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,6 +13,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/MicahParks/jwkset"
@@ -38,6 +40,10 @@ type IssuerConfig struct {
 	TenantClaim string `yaml:"tenant_claim"`
 	// JWKS is an inline key set (the development issuer's).
 	JWKS []byte `yaml:"-"`
+	// KeySet is a live key set, read again whenever it changes: writ's own
+	// signing keys (Keyring.JWKS), so tokens from writ's token endpoint
+	// verify across key rotations.
+	KeySet func() []byte `yaml:"-"`
 	// Dev marks identities from this issuer as Dev.
 	Dev bool `yaml:"-"`
 }
@@ -66,7 +72,7 @@ func (c IssuerConfig) Validate() error {
 		return configErr("issuer", "must not be empty")
 	}
 	sources := 0
-	for _, set := range []bool{c.JWKSFile != "", c.JWKSURI != "", len(c.JWKS) > 0} {
+	for _, set := range []bool{c.JWKSFile != "", c.JWKSURI != "", len(c.JWKS) > 0, c.KeySet != nil} {
 		if set {
 			sources++
 		}
@@ -173,6 +179,42 @@ type keySource struct {
 
 	mu          sync.Mutex
 	lastRefetch time.Time // guarded by mu
+
+	// Live key sets only.
+	live    func() []byte
+	liveSet atomic.Pointer[liveKeys]
+}
+
+// liveKeys is a parsed copy of a live key set and the bytes it came from.
+type liveKeys struct {
+	raw []byte
+	set *jwkset.MemoryJWKSet
+}
+
+func newLiveKeySource(f func() []byte) (*keySource, error) {
+	s := &keySource{live: f}
+	if _, err := s.set(); err != nil {
+		return nil, configErr("jwks", "%v", err)
+	}
+	return s, nil
+}
+
+// set returns the key set to read: a live set is parsed again when its
+// bytes have changed since the last read.
+func (s *keySource) set() (*jwkset.MemoryJWKSet, error) {
+	if s.live == nil {
+		return s.keys, nil
+	}
+	raw := s.live()
+	if cur := s.liveSet.Load(); cur != nil && bytes.Equal(cur.raw, raw) {
+		return cur.set, nil
+	}
+	mem, err := parseJWKS(raw)
+	if err != nil {
+		return nil, err
+	}
+	s.liveSet.Store(&liveKeys{raw: raw, set: mem})
+	return mem, nil
 }
 
 func newFileKeySource(cfg IssuerConfig) (*keySource, error) {
@@ -227,7 +269,11 @@ func (s *keySource) mayRefetch() bool {
 
 // key returns the public key for kid that may verify alg.
 func (s *keySource) key(ctx context.Context, kid, alg string) (any, error) {
-	jwk, err := s.keys.KeyRead(ctx, kid)
+	keys, err := s.set()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrUnknownKey, err)
+	}
+	jwk, err := keys.KeyRead(ctx, kid)
 	if errors.Is(err, jwkset.ErrKeyNotFound) && s.mayRefetch() {
 		if ferr := s.refetch(ctx); ferr != nil {
 			s.logger.WarnContext(ctx, "jwks refetch failed", "jwks_uri", s.url, "error", ferr)
@@ -253,7 +299,11 @@ func (s *keySource) key(ctx context.Context, kid, alg string) (any, error) {
 
 // anyKey serves a token without kid: every key that fits alg.
 func (s *keySource) anyKey(ctx context.Context, alg string) (any, error) {
-	all, err := s.keys.KeyReadAll(ctx)
+	keys, err := s.set()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrUnknownKey, err)
+	}
+	all, err := keys.KeyReadAll(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrUnknownKey, err)
 	}

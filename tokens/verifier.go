@@ -152,13 +152,20 @@ func NewVerifier(ctx context.Context, issuers []IssuerConfig, opts VerifierOptio
 			jwt.WithIssuedAt(),
 			jwt.WithTimeFunc(opts.Now),
 		)
-		if cfg.JWKSURI == "" {
+		switch {
+		case cfg.KeySet != nil:
+			ks, err := newLiveKeySource(cfg.KeySet)
+			if err != nil {
+				return fail(fmt.Errorf("trusted_issuers[%d].%w", i, err))
+			}
+			ti.keys = ks
+		case cfg.JWKSURI == "":
 			ks, err := newFileKeySource(cfg)
 			if err != nil {
 				return fail(fmt.Errorf("trusted_issuers[%d].%w", i, err))
 			}
 			ti.keys = ks
-		} else {
+		default:
 			ti.keys = &keySource{
 				keys:    jwkset.NewMemoryStorage(),
 				url:     cfg.JWKSURI,
