@@ -355,6 +355,46 @@ func (s *Store) decide(ctx context.Context, id, approver string, to Status) erro
 	return nil
 }
 
+// CancelAgent denies every pending request of agent, and withdraws every
+// approved one it has not used up, in one transaction: the kill switch's
+// part in approvals. by names who suspended the agent; the requests record
+// it as their approver. Each cancelled request is reported as denied and
+// stays denied for its TTL. It returns the requests cancelled.
+func (s *Store) CancelAgent(ctx context.Context, agent, by string) ([]Request, error) {
+	if by == "" {
+		return nil, ErrApproverRequired
+	}
+	now := s.now()
+	nowMS := now.UnixMilli()
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("approvals: begin: %w", err)
+	}
+	defer tx.Rollback()
+	open, err := query(ctx, tx, selectRequest+` WHERE agent = ? AND status IN ('pending', 'approved') AND expires_at > ? ORDER BY seq`, agent, nowMS)
+	if err != nil {
+		return nil, err
+	}
+	for i, r := range open {
+		expires := now.Add(r.TTL).UnixMilli()
+		if _, err := tx.ExecContext(ctx, `UPDATE approval_requests SET status = 'denied', approver = ?, decided_at = ?, expires_at = ?
+			WHERE id = ? AND status IN ('pending', 'approved')`, by, nowMS, expires, r.ID); err != nil {
+			return nil, fmt.Errorf("approvals: cancel: %w", err)
+		}
+		open[i].stored, open[i].Status, open[i].Approver = Denied, Denied, by
+		open[i].DecidedAt, open[i].ExpiresAt = time.UnixMilli(nowMS), time.UnixMilli(expires)
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("approvals: commit: %w", err)
+	}
+	for _, r := range open {
+		ev := s.event(EventDenied, r, now)
+		ev.Approver = by
+		s.emit(ev)
+	}
+	return open, nil
+}
+
 // Sweep marks every pending or approved request past its expiry as
 // expired and reports each, so expiry reaches the evidence log without a
 // retry. It returns how many it marked. Run it periodically.

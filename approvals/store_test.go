@@ -545,3 +545,53 @@ func TestOpenNeedsSchema(t *testing.T) {
 		t.Errorf("Open without schema: %v", err)
 	}
 }
+
+// Suspending an agent cancels its open requests: pending ones are denied,
+// approved ones it has not used are withdrawn, other agents' requests are
+// untouched, and the identical call stays denied for one TTL.
+func TestCancelAgent(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, approvals.Options{})
+	pending := f.gate(t, refund(), once)
+	approvedCall := refund()
+	approvedCall.Action = "refund_partial"
+	approved := f.gate(t, approvedCall, once)
+	if err := f.s.Approve(ctx, approved.ID, "user:alice"); err != nil {
+		t.Fatal(err)
+	}
+	otherCall := refund()
+	otherCall.Agent = "other-agent"
+	other := f.gate(t, otherCall, once)
+
+	cancelled, err := f.s.CancelAgent(ctx, refund().Agent, "user:ops")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, r := range cancelled {
+		ids = append(ids, r.ID)
+		if r.Status != approvals.Denied || r.Approver != "user:ops" {
+			t.Errorf("cancelled %s: status %s approver %q", r.ID, r.Status, r.Approver)
+		}
+	}
+	if !slices.Equal(ids, []string{pending.ID, approved.ID}) {
+		t.Fatalf("cancelled %v, want %v", ids, []string{pending.ID, approved.ID})
+	}
+	for _, call := range []approvals.Call{refund(), approvedCall} {
+		if got := f.gate(t, call, once); got.Status != approvals.Denied || got.Approver != "user:ops" {
+			t.Errorf("%s after cancel: %+v, want denied by user:ops", call.Action, got)
+		}
+	}
+	if got := f.gate(t, otherCall, once); got.Status != approvals.Pending || got.ID != other.ID {
+		t.Errorf("another agent's request: %+v, want still pending", got)
+	}
+	if denied := f.events.Of(approvals.EventDenied); len(denied) != 2 {
+		t.Errorf("denied events: %d, want 2", len(denied))
+	}
+	if again, err := f.s.CancelAgent(ctx, refund().Agent, "user:ops"); err != nil || len(again) != 0 {
+		t.Errorf("second cancel: %d requests, %v; want none", len(again), err)
+	}
+	if _, err := f.s.CancelAgent(ctx, refund().Agent, ""); !errors.Is(err, approvals.ErrApproverRequired) {
+		t.Errorf("cancel without a name: %v, want ErrApproverRequired", err)
+	}
+}

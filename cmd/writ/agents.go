@@ -5,7 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/writ-dev/writ/approvals"
 	"io"
+	"log/slog"
+	"os"
 	"text/tabwriter"
 	"time"
 
@@ -102,38 +105,48 @@ func agentsCommand(ctx context.Context, args []string, stdout io.Writer) error {
 		return agentError(id, err)
 	}
 	verb := map[string]string{"approve": "approved", "suspend": "suspended", "resume": "resumed"}[sub]
-	if sub != "approve" {
-		a, err := reg.Get(ctx, id)
-		if err != nil {
-			return agentError(id, err)
-		}
-		why := ""
-		if reason != nil {
-			why = *reason
-		}
-		decisionID, err := recordAgentChange(ctx, db, a, by, "agent_"+verb, why)
-		if err != nil {
-			return fmt.Errorf("agent %s %s, but its evidence record was not kept: %w", printable(id), verb, err)
-		}
-		fmt.Fprintf(stdout, "agent %s %s by %s (evidence %s)\n", printable(id), verb, by, decisionID)
+	if sub == "approve" {
+		fmt.Fprintf(stdout, "agent %s %s by %s\n", printable(id), verb, by)
 		return nil
 	}
-	fmt.Fprintf(stdout, "agent %s %s by %s\n", printable(id), verb, by)
+	a, err := reg.Get(ctx, id)
+	if err != nil {
+		return agentError(id, err)
+	}
+	why := ""
+	if reason != nil {
+		why = *reason
+	}
+	decisionID, cancelled, err := recordAgentChange(ctx, db, a, by, "agent_"+verb, why, sub == "suspend")
+	if err != nil {
+		return fmt.Errorf("agent %s %s, but its evidence record was not kept: %w", printable(id), verb, err)
+	}
+	fmt.Fprintf(stdout, "agent %s %s by %s (evidence %s)\n", printable(id), verb, by, decisionID)
+	if cancelled > 0 {
+		fmt.Fprintf(stdout, "%d open approval request(s) of agent %s cancelled\n", cancelled, printable(id))
+	}
 	return nil
 }
 
 // recordAgentChange appends the evidence record of a suspension or
-// resumption and waits until it is durable. A running writ serve writes to
-// the same chain: its writer finds the head moved, logs a warning and
-// continues from the stored head, so the chain stays whole.
-func recordAgentChange(ctx context.Context, db *store.DB, a agents.Agent, by, outcome, reason string) (string, error) {
+// resumption and waits until it is durable. A suspension also cancels the
+// agent's open approval requests, each cancellation an evidence record of
+// its own. A running writ serve writes to the same chain: its writer finds
+// the head moved, logs a warning and continues from the stored head, so the
+// chain stays whole.
+func recordAgentChange(ctx context.Context, db *store.DB, a agents.Agent, by, outcome, reason string, cancelApprovals bool) (string, int, error) {
 	log, err := audit.Open(ctx, db, audit.Options{})
 	if err != nil {
-		return "", err
+		return "", 0, err
+	}
+	closeLog := func() error {
+		closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		return log.Close(closeCtx)
 	}
 	id, err := uuid.NewV7()
 	if err != nil {
-		return "", err
+		return "", 0, errors.Join(err, closeLog())
 	}
 	appendErr := log.Append(audit.Record{
 		DecisionID: id.String(),
@@ -145,12 +158,27 @@ func recordAgentChange(ctx context.Context, db *store.DB, a agents.Agent, by, ou
 		Outcome:    outcome,
 		Reason:     reason,
 	})
-	closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-	defer cancel()
-	if err := errors.Join(appendErr, log.Close(closeCtx)); err != nil {
-		return "", err
+	cancelled := 0
+	if cancelApprovals && appendErr == nil {
+		var list []approvals.Request
+		list, appendErr = cancelAgentApprovals(ctx, db, log, a.ClientID, by)
+		cancelled = len(list)
 	}
-	return id.String(), nil
+	if err := errors.Join(appendErr, closeLog()); err != nil {
+		return "", cancelled, err
+	}
+	return id.String(), cancelled, nil
+}
+
+// cancelAgentApprovals denies a suspended agent's open approval requests,
+// recording each as approval evidence.
+func cancelAgentApprovals(ctx context.Context, db *store.DB, evidence *audit.Log, agent, by string) ([]approvals.Request, error) {
+	st, err := openApprovals(ctx, db, ApprovalsConfig{}, evidence, slog.New(slog.NewTextHandler(os.Stderr, nil)), func(approvals.Event) {})
+	if err != nil {
+		return nil, err
+	}
+	defer st.Close()
+	return st.CancelAgent(ctx, agent, by)
 }
 
 func agentError(id string, err error) error {

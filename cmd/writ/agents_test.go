@@ -5,9 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/writ-dev/writ/approvals"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/writ-dev/writ/agents"
 	"github.com/writ-dev/writ/audit"
@@ -105,5 +108,69 @@ func TestAgentsCommand(t *testing.T) {
 	res, err := audit.Verify(ctx, db)
 	if err != nil || !res.OK || res.Records != 2 {
 		t.Errorf("chain %+v, %v", res, err)
+	}
+}
+
+// The kill switch reaches approvals: suspending an agent denies its
+// pending approval requests, and each cancellation is evidence.
+func TestAgentsSuspendCancelsApprovals(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	db, err := store.OpenSQLite(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, err := agents.Open(ctx, db, agents.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := reg.Register(ctx, agents.Agent{ClientID: "pay-bot", Tenant: "acme"}); err != nil {
+		t.Fatal(err)
+	}
+	st, err := approvals.Open(ctx, db, approvals.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	call := approvals.Call{User: "alice", Agent: "pay-bot", Tenant: "acme", Resource: "payments", Action: "refund"}
+	res, err := st.Gate(ctx, call, approvals.Requirement{BindingMessage: "Refund?", TTL: time.Hour})
+	if err != nil || res.Status != approvals.Pending {
+		t.Fatalf("gate: %+v, %v", res, err)
+	}
+	st.Close()
+	db.Close()
+
+	out, err := runAgents(t, "suspend", "--data-dir", dir, "--as", "op", "pay-bot")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "1 open approval request(s) of agent pay-bot cancelled") {
+		t.Errorf("output %q does not report the cancelled approval", out)
+	}
+
+	db, err = store.OpenSQLite(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	st, err = approvals.Open(ctx, db, approvals.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	got, err := st.Get(ctx, res.ID)
+	if err != nil || got.Status != approvals.Denied || got.Approver != "user:op" {
+		t.Fatalf("approval after suspension: %+v, %v; want denied by user:op", got, err)
+	}
+	recs, err := audit.Tail(ctx, db, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var outcomes []string
+	for _, r := range recs {
+		outcomes = append(outcomes, r.Outcome)
+	}
+	slices.Sort(outcomes)
+	if !slices.Equal(outcomes, []string{"agent_suspended", "approval_denied"}) {
+		t.Errorf("evidence outcomes %v, want agent_suspended and approval_denied", outcomes)
 	}
 }
