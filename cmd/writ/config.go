@@ -39,6 +39,7 @@ type Config struct {
 	Check             extauthz.Config `yaml:"check"`
 	Vault             VaultConfig     `yaml:"vault"`
 	Approvals         ApprovalsConfig `yaml:"approvals"`
+	Agents            AgentsConfig    `yaml:"agents"`
 	Evidence          EvidenceConfig  `yaml:"evidence"`
 	Log               LogConfig       `yaml:"log"`
 }
@@ -166,6 +167,9 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("config: log.level: %q is not one of debug, info, warn, error", c.Log.Level)
 	}
 	if err := c.Approvals.validate(); err != nil {
+		return err
+	}
+	if err := c.Agents.validate(); err != nil {
 		return err
 	}
 	if err := c.Vault.validate(); err != nil {

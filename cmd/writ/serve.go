@@ -243,7 +243,7 @@ func serve(ctx context.Context, cfg Config, flags serveFlags, logger *slog.Logge
 	}
 	// The agent registry: suspended and pending agents are refused on the
 	// Check path; statuses changed elsewhere are seen within one refresh.
-	registry, err := agents.Open(ctx, db, agents.Options{Logger: logger})
+	registry, err := agents.Open(ctx, db, agents.Options{Logger: logger, Refresh: cfg.Agents.Refresh})
 	if err != nil {
 		return err
 	}
@@ -251,7 +251,7 @@ func serve(ctx context.Context, cfg Config, flags serveFlags, logger *slog.Logge
 	registryDone := make(chan error, 1)
 	go func() { registryDone <- registry.Run(registryCtx) }()
 	defer func() { stopRegistry(); <-registryDone }()
-	deps := extauthz.Deps{Verifier: verifier, Engine: engine, Minter: minter, Evidence: evidence, Metrics: metrics, Approvals: approvalStore, Agents: registry}
+	deps := extauthz.Deps{Verifier: verifier, Engine: engine, Minter: minter, Evidence: evidence, Metrics: metrics, Approvals: approvalStore, Agents: registry, DenyUnknownAgents: cfg.Agents.Unknown == "deny"}
 	vaultHost, vaultStore, err := newVaultHost(ctx, cfg, logger)
 	if err != nil {
 		return err
