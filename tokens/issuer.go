@@ -44,6 +44,10 @@ type IssuerConfig struct {
 	// signing keys (Keyring.JWKS), so tokens from writ's token endpoint
 	// verify across key rotations.
 	KeySet func() []byte `yaml:"-"`
+	// RefuseClaims are claims whose presence refuses a token (ErrType):
+	// writ's own per-request tokens carry decision_id and are meant for the
+	// upstream alone, so they never come back as an agent's credential.
+	RefuseClaims []string `yaml:"-"`
 	// Dev marks identities from this issuer as Dev.
 	Dev bool `yaml:"-"`
 }

@@ -53,3 +53,30 @@ func TestVerifierLiveKeySet(t *testing.T) {
 		t.Fatalf("token of a foreign keyring: got %v, want an unknown-key or signature error", err)
 	}
 }
+
+// A per-request writ token (it carries decision_id) is meant for the
+// upstream alone: presented back to writ as a credential, it is refused.
+func TestVerifierRefusesPerRequestTokens(t *testing.T) {
+	ctx := context.Background()
+	keys := openKeyring(t, openDB(t, t.TempDir()), tokens.KeyringOptions{})
+	m, err := tokens.NewMinter(keys, tokens.MinterOptions{Issuer: writIssuer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	v := newVerifier(t, []tokens.IssuerConfig{{Issuer: writIssuer, KeySet: keys.JWKS, Audiences: []string{"https://mcp.test/mcp"}, RefuseClaims: []string{"decision_id"}}}, tokens.VerifierOptions{})
+	endpoint, err := m.Mint(ctx, tokens.MintRequest{Agent: "agent-1", Audience: "https://mcp.test/mcp"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.Verify(ctx, endpoint.Token.Reveal()); err != nil {
+		t.Fatalf("token without decision_id: %v", err)
+	}
+	perRequest, err := m.Mint(ctx, tokens.MintRequest{User: "alice", Agent: "agent-1", Actors: []string{"agent-1"}, Audience: "https://mcp.test/mcp", DecisionID: "d-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.Verify(ctx, perRequest.Token.Reveal()); !errors.Is(err, tokens.ErrType) {
+		t.Fatalf("per-request token: got %v, want ErrType", err)
+	}
+}

@@ -349,6 +349,11 @@ func (v *Verifier) identity(ti *trustedIssuer, claims jwt.MapClaims) (*Identity,
 	if sub == "" {
 		return nil, fmt.Errorf("%w: empty sub", ErrMissingSubject)
 	}
+	for _, c := range ti.cfg.RefuseClaims {
+		if _, ok := claims[c]; ok {
+			return nil, fmt.Errorf("%w: a token with %s is not accepted from this issuer", ErrType, c)
+		}
+	}
 	clientID, err := optionalString(claims, "client_id")
 	if err != nil {
 		return nil, err
