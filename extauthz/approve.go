@@ -83,7 +83,7 @@ func (s *Server) approve(ctx context.Context, d *description, identity *policies
 	}
 	if again.Approval == nil || !again.Approval.Required {
 		if !again.Allow {
-			return again, policyDenial(identity, again), false
+			return again, policyDenial(identity, again, s.resourceMetadata(d)), false
 		}
 		return again, verdict{}, true
 	}

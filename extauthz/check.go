@@ -61,6 +61,10 @@ type Deps struct {
 	// default such an agent is decided by policy alone: registration is
 	// inventory, not authority. From agents.unknown: deny.
 	DenyUnknownAgents bool
+	// Revocations holds the writ tokens revoked through RFC 7009: a token
+	// whose jti it names is refused (401 invalid_token) even when it
+	// verifies. Nil means no revocations are consulted.
+	Revocations Revocations
 	// Metrics may be nil (no metrics).
 	Metrics *Metrics
 }
@@ -76,6 +80,12 @@ type Agents interface {
 	Generation() uint64
 	// Touch notes that the agent was seen.
 	Touch(ctx context.Context, agent string)
+}
+
+// Revocations answers whether a token was revoked. Revoked runs on every
+// Check with a bearer token: it must be cheap and must not block on I/O.
+type Revocations interface {
+	Revoked(jti string) bool
 }
 
 // Server answers Envoy's Check calls, over gRPC and over HTTP.
@@ -240,7 +250,14 @@ func (s *Server) authenticate(ctx context.Context, d *description) (*policies.Id
 	case d.bearer != "":
 		verified, err := s.deps.Verifier.Verify(ctx, d.bearer)
 		if err != nil {
-			return nil, invalidToken(s.cfg.ResourceMetadata, tokenErrorDescription(err)), false
+			return nil, invalidToken(s.resourceMetadata(d), tokenErrorDescription(err)), false
+		}
+		// After verification, cached or not: a revoked token verifies
+		// until it expires.
+		if s.deps.Revocations != nil {
+			if jti, _ := verified.Claims["jti"].(string); jti != "" && s.deps.Revocations.Revoked(jti) {
+				return nil, invalidToken(s.resourceMetadata(d), "the token has been revoked"), false
+			}
 		}
 		identity = &policies.Identity{
 			User:   verified.User,
@@ -253,7 +270,7 @@ func (s *Server) authenticate(ctx context.Context, d *description) (*policies.Id
 			Dev:    verified.Dev,
 		}
 	case d.hasAuthorizationHeader:
-		return nil, invalidRequest(s.cfg.ResourceMetadata, "the Authorization header must use the Bearer scheme"), false
+		return nil, invalidRequest(s.resourceMetadata(d), "the Authorization header must use the Bearer scheme"), false
 	}
 	if d.spiffeID != "" {
 		if identity == nil {
@@ -318,7 +335,7 @@ func (s *Server) decide(ctx context.Context, d *description, rec *audit.Record) 
 		return dec, verdict{}, true // the approval phase decides
 	}
 	if !dec.Allow {
-		return dec, policyDenial(d.input.Identity, dec), false
+		return dec, policyDenial(d.input.Identity, dec, s.resourceMetadata(d)), false
 	}
 	return dec, verdict{}, true
 }

@@ -3,6 +3,7 @@ package extauthz
 import (
 	"fmt"
 	"log/slog"
+	"net/url"
 	"time"
 
 	"github.com/writ-dev/writ/tokens"
@@ -25,6 +26,12 @@ type Config struct {
 	// ResourceMetadata is the RFC 9728 protected-resource metadata URL put in
 	// the resource_metadata parameter of 401 challenges. Default: none.
 	ResourceMetadata string `yaml:"resource_metadata"`
+	// ResourceMetadataURLs maps a resource ID (the route's context
+	// `resource`) to that resource's RFC 9728 metadata URL; a 401 for a
+	// call to a listed resource names its own URL, any other the global
+	// ResourceMetadata. Set from the configured resources
+	// (oauth.Discovery.ResourceMetadataURLs). Default: none.
+	ResourceMetadataURLs map[string]string `yaml:"-"`
 	// HTTPPathPrefix is the path_prefix Envoy's HTTP service mode prepends
 	// to the original path; writ strips it. Default: none.
 	HTTPPathPrefix string `yaml:"http_path_prefix"`
@@ -80,6 +87,11 @@ func (c Config) Validate() error {
 	}
 	if c.MaxBodyBytes < 0 {
 		return fmt.Errorf("%w: check.max_body_bytes must not be negative", ErrConfig)
+	}
+	for id, u := range c.ResourceMetadataURLs {
+		if p, err := url.Parse(u); err != nil || p.Host == "" || (p.Scheme != "https" && p.Scheme != "http") {
+			return fmt.Errorf("%w: resource %q: metadata URL %q is not an absolute http(s) URL", ErrConfig, id, u)
+		}
 	}
 	if c.DefaultProfile != "" {
 		if _, err := tokens.ParseProfile(string(c.DefaultProfile)); err != nil {

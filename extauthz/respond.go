@@ -111,10 +111,23 @@ func invalidRequest(resourceMetadata, description string) verdict {
 	}
 }
 
+// resourceMetadata is the resource_metadata of a 401 challenge for the call
+// d describes: its resource's own metadata URL when the route names a
+// configured resource, else the global one.
+func (s *Server) resourceMetadata(d *description) string {
+	if d != nil && d.input != nil && d.input.Resource != nil {
+		if u, ok := s.cfg.ResourceMetadataURLs[d.input.Resource.ID]; ok && u != "" {
+			return u
+		}
+	}
+	return s.cfg.ResourceMetadata
+}
+
 // policyDenial answers a decision with allow false. A caller with no
 // verified identity is asked to authenticate (401, RFC 6750 §3.1: no error
-// code when no credential was sent); anyone else is refused (403).
-func policyDenial(identity *policies.Identity, dec policies.Decision) verdict {
+// code when no credential was sent, RFC 9728 §5.1: resource_metadata says
+// where to learn how); anyone else is refused (403).
+func policyDenial(identity *policies.Identity, dec policies.Decision, resourceMetadata string) verdict {
 	reason := dec.Reason
 	if reason == "" {
 		reason = "denied by policy"
@@ -123,7 +136,7 @@ func policyDenial(identity *policies.Identity, dec policies.Decision) verdict {
 		responseHeaders: dec.ResponseHeaders, body: dec.Body}
 	if identity == nil {
 		v.outcome, v.cause, v.status, v.errorCode = "unauthenticated", causeNoCredential, 401, "invalid_token"
-		v.challenge = "Bearer"
+		v.challenge = challenge(resourceMetadata)
 	}
 	if dec.HTTPStatus >= 400 && dec.HTTPStatus <= 599 {
 		v.status = dec.HTTPStatus
