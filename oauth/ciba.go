@@ -10,6 +10,8 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -43,8 +45,7 @@ type CIBA struct {
 	log       *slog.Logger
 	now       func() time.Time
 	http      *http.Client
-	clients   map[string]*registeredClient
-	replays   *replayCache
+	dir       *Directory
 
 	mu       sync.Mutex
 	requests map[string]*authRequest // by auth_req_id
@@ -57,6 +58,7 @@ type CIBA struct {
 // authRequest is what CIBA keeps about an open auth_req_id.
 type authRequest struct {
 	client              string
+	pingEndpoint        string // the client's notification endpoint in ping mode
 	scopes              []string
 	details             json.RawMessage // canonical authorization_details, or nil
 	notificationToken   string
@@ -77,8 +79,11 @@ func NewCIBA(cfg CIBAConfig, store *approvals.Store, minter Minter, logger *slog
 	if store == nil || minter == nil {
 		return nil, fmt.Errorf("%w: approval store and minter are required", ErrConfig)
 	}
-	if len(cfg.Clients) == 0 {
+	switch {
+	case cfg.Directory == nil && len(cfg.Clients) == 0:
 		return nil, fmt.Errorf("%w: no clients", ErrConfig)
+	case cfg.Directory != nil && len(cfg.Clients) > 0:
+		return nil, fmt.Errorf("%w: clients belong in the directory when one is given", ErrConfig)
 	}
 	if cfg.DefaultExpiry < 0 || cfg.MaxExpiry < 0 || cfg.Interval < 0 || cfg.TokenTTL < 0 {
 		return nil, fmt.Errorf("%w: negative duration", ErrConfig)
@@ -106,8 +111,7 @@ func NewCIBA(cfg CIBAConfig, store *approvals.Store, minter Minter, logger *slog
 	}
 	c := &CIBA{
 		cfg: cfg, approvals: store, minter: minter, log: logger, now: cfg.Now, http: cfg.HTTPClient,
-		clients:  make(map[string]*registeredClient, len(cfg.Clients)),
-		replays:  &replayCache{seen: map[string]time.Time{}},
+		dir:      cfg.Directory,
 		requests: map[string]*authRequest{},
 	}
 	if c.now == nil {
@@ -116,15 +120,12 @@ func NewCIBA(cfg CIBAConfig, store *approvals.Store, minter Minter, logger *slog
 	if c.http == nil {
 		c.http = &http.Client{Timeout: 10 * time.Second}
 	}
-	for _, cl := range cfg.Clients {
-		if _, dup := c.clients[cl.ID]; dup {
-			return nil, fmt.Errorf("%w: client %q registered twice", ErrConfig, cl.ID)
-		}
-		rc, err := register(cl)
+	if c.dir == nil {
+		dir, err := NewDirectory(DirectoryConfig{Clients: cfg.Clients, Now: c.now, Logger: logger})
 		if err != nil {
 			return nil, err
 		}
-		c.clients[cl.ID] = rc
+		c.dir = dir
 	}
 	c.pingCtx, c.pingCancel = context.WithCancel(context.Background())
 	return c, nil
@@ -137,14 +138,15 @@ func (c *CIBA) Close() error {
 	return nil
 }
 
-// Routes registers POST /bc-authorize, POST /token and the two metadata
-// documents on mux.
+// Routes registers POST /bc-authorize on mux. The CIBA grant is served by
+// the token endpoint (TokenEndpoint), and the metadata by discovery.
 func (c *CIBA) Routes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /bc-authorize", c.handleAuthorize)
-	mux.HandleFunc("POST /token", c.handleToken)
-	mux.HandleFunc("GET /.well-known/openid-configuration", c.handleMetadata)
-	mux.HandleFunc("GET /.well-known/oauth-authorization-server", c.handleMetadata)
 }
+
+// Directory is the client directory CIBA authenticates clients with; give
+// the same one to the token endpoint.
+func (c *CIBA) Directory() *Directory { return c.dir }
 
 func (c *CIBA) authorizeURL() string { return c.cfg.Issuer + "/bc-authorize" }
 func (c *CIBA) tokenURL() string     { return c.cfg.Issuer + "/token" }
@@ -157,18 +159,8 @@ func (c *CIBA) audiences() []string {
 
 // Metadata returns the CIBA part of writ's authorization server metadata.
 func (c *CIBA) Metadata() map[string]any {
-	methods := []string{}
-	var basic, pkjwt bool
-	for _, rc := range c.clients {
-		basic = basic || rc.secretHash != nil
-		pkjwt = pkjwt || rc.keys != nil
-	}
-	if pkjwt {
-		methods = append(methods, authPrivateKeyJWT)
-	}
-	if basic {
-		methods = append(methods, authSecretBasic)
-	}
+	methods := c.dir.authMethods()
+	pkjwt := slices.Contains(methods, authPrivateKeyJWT)
 	m := map[string]any{
 		"issuer":                              c.cfg.Issuer,
 		"jwks_uri":                            c.cfg.Issuer + "/.well-known/jwks.json",
@@ -186,12 +178,12 @@ func (c *CIBA) Metadata() map[string]any {
 	return m
 }
 
-func (c *CIBA) handleMetadata(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, c.Metadata())
-}
+// repeatable are the parameters that may appear more than once: RFC 8707
+// resource and RFC 8693 audience.
+var repeatable = map[string]bool{"resource": true, "audience": true}
 
 // parseForm reads a form-encoded POST body and refuses repeated
-// parameters (RFC 6749 section 3.1).
+// parameters (RFC 6749 section 3.1) other than the repeatable ones.
 func parseForm(w http.ResponseWriter, r *http.Request) *oauthError {
 	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || mt != "application/x-www-form-urlencoded" {
@@ -202,7 +194,7 @@ func parseForm(w http.ResponseWriter, r *http.Request) *oauthError {
 		return badRequest(codeInvalidRequest, "malformed form body")
 	}
 	for k, v := range r.PostForm {
-		if len(v) > 1 {
+		if len(v) > 1 && !repeatable[k] {
 			return badRequest(codeInvalidRequest, "parameter "+strconv.Quote(k)+" repeated")
 		}
 	}
@@ -216,7 +208,13 @@ func (c *CIBA) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 		writeError(w, e)
 		return
 	}
-	client, e := c.authenticate(r, c.audiences())
+	client, e := c.dir.authenticate(r, c.audiences())
+	if e == nil {
+		e = client.refusal()
+	}
+	if e == nil && !client.mayUse(GrantTypeCIBA) {
+		e = badRequest(codeUnauthorizedClient, "the client is not registered for the CIBA grant")
+	}
 	if e != nil {
 		writeError(w, e)
 		return
@@ -251,7 +249,7 @@ func (c *CIBA) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-func (c *CIBA) parseAuthRequest(r *http.Request, client *registeredClient) (*authRequest, approvals.Call, time.Duration, string, *oauthError) {
+func (c *CIBA) parseAuthRequest(r *http.Request, client *client) (*authRequest, approvals.Call, time.Duration, string, *oauthError) {
 	f := r.PostForm
 	fail := func(e *oauthError) (*authRequest, approvals.Call, time.Duration, string, *oauthError) {
 		return nil, approvals.Call{}, 0, "", e
@@ -293,6 +291,7 @@ func (c *CIBA) parseAuthRequest(r *http.Request, client *registeredClient) (*aut
 	}
 	ar := &authRequest{client: client.ID, scopes: scopes}
 	if client.mode() == DeliveryPing {
+		ar.pingEndpoint = client.notificationEndpoint
 		ar.notificationToken = f.Get("client_notification_token")
 		if ar.notificationToken == "" {
 			return fail(badRequest(codeInvalidRequest, "client_notification_token is required in ping mode"))
@@ -367,44 +366,20 @@ func canonicalDetails(v string) (json.RawMessage, *oauthError) {
 	return canonical, nil
 }
 
-// handleToken is the token endpoint for the CIBA grant (CIBA Core 1.0
-// sections 10 and 11).
-func (c *CIBA) handleToken(w http.ResponseWriter, r *http.Request) {
-	if e := parseForm(w, r); e != nil {
-		writeError(w, e)
-		return
-	}
-	client, e := c.authenticate(r, c.audiences())
-	if e != nil {
-		writeError(w, e)
-		return
-	}
-	switch gt := r.PostForm.Get("grant_type"); gt {
-	case GrantTypeCIBA:
-	case "":
-		writeError(w, badRequest(codeInvalidRequest, "grant_type is required"))
-		return
-	default:
-		writeError(w, badRequest(codeUnsupportedGrantType, "only "+GrantTypeCIBA+" is supported"))
-		return
-	}
-	id := r.PostForm.Get("auth_req_id")
+// grant answers the CIBA grant at the token endpoint (CIBA Core 1.0
+// sections 10 and 11) for an authenticated client.
+func (c *CIBA) grant(ctx context.Context, client *client, form url.Values) (map[string]any, *oauthError) {
+	id := form.Get("auth_req_id")
 	if id == "" {
-		writeError(w, badRequest(codeInvalidRequest, "auth_req_id is required"))
-		return
+		return nil, badRequest(codeInvalidRequest, "auth_req_id is required")
 	}
-	body, e := c.redeem(r.Context(), client, id)
-	if e != nil {
-		writeError(w, e)
-		return
-	}
-	writeJSON(w, http.StatusOK, body)
+	return c.redeem(ctx, client, id)
 }
 
 var errInvalidGrant = badRequest(codeInvalidGrant, "auth_req_id is unknown, was issued to another client, or was already used")
 
 // redeem answers one token request for id.
-func (c *CIBA) redeem(ctx context.Context, client *registeredClient, id string) (map[string]any, *oauthError) {
+func (c *CIBA) redeem(ctx context.Context, client *client, id string) (map[string]any, *oauthError) {
 	req, err := c.approvals.Get(ctx, id)
 	if errors.Is(err, approvals.ErrNotFound) {
 		return nil, errInvalidGrant
@@ -463,7 +438,7 @@ func (c *CIBA) redeem(ctx context.Context, client *registeredClient, id string) 
 }
 
 // issue takes the approval's single use and mints the token.
-func (c *CIBA) issue(ctx context.Context, client *registeredClient, req approvals.Request, ar *authRequest) (map[string]any, *oauthError) {
+func (c *CIBA) issue(ctx context.Context, client *client, req approvals.Request, ar *authRequest) (map[string]any, *oauthError) {
 	call := req.Call
 	call.DecisionID = "ciba:" + digest(req.ID)[:32]
 	res, err := c.approvals.Gate(ctx, call, approvals.Requirement{BindingMessage: req.BindingMessage, TTL: req.TTL})
@@ -487,6 +462,7 @@ func (c *CIBA) issue(ctx context.Context, client *registeredClient, req approval
 		Actors:     []string{client.ID},
 		Audience:   c.cfg.Audience,
 		Scopes:     scopes,
+		Tenant:     client.Tenant,
 		TTL:        c.cfg.TokenTTL,
 		DecisionID: call.DecisionID,
 		ApprovalID: req.ID,

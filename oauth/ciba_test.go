@@ -34,31 +34,30 @@ func wantError(t *testing.T, r response, status int, code string) {
 
 func TestMetadata(t *testing.T) {
 	e := newEnv(t)
+	want := map[string]any{
+		"issuer":                              e.srv.URL,
+		"jwks_uri":                            e.srv.URL + "/.well-known/jwks.json",
+		"token_endpoint":                      e.srv.URL + "/token",
+		"backchannel_authentication_endpoint": e.srv.URL + "/bc-authorize",
+		"backchannel_token_delivery_modes_supported":       []string{"poll", "ping"},
+		"backchannel_user_code_parameter_supported":        false,
+		"grant_types_supported":                            []string{oauth.GrantTypeCIBA},
+		"token_endpoint_auth_methods_supported":            []string{"private_key_jwt", "client_secret_basic"},
+		"token_endpoint_auth_signing_alg_values_supported": []string{"RS256", "PS256", "ES256", "ES384", "EdDSA"},
+		"scopes_supported":                                 []string{"openid"},
+	}
+	if diff := cmp.Diff(want, e.ciba.Metadata()); diff != "" {
+		t.Errorf("CIBA metadata (-want +got):\n%s", diff)
+	}
 	for _, path := range []string{"/.well-known/openid-configuration", "/.well-known/oauth-authorization-server"} {
-		resp, err := http.Get(e.srv.URL + path)
+		req, _ := http.NewRequest(http.MethodGet, e.srv.URL+path, nil)
+		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
-		var m map[string]any
-		err = json.NewDecoder(resp.Body).Decode(&m)
 		resp.Body.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		want := map[string]any{
-			"issuer":                              e.srv.URL,
-			"jwks_uri":                            e.srv.URL + "/.well-known/jwks.json",
-			"token_endpoint":                      e.srv.URL + "/token",
-			"backchannel_authentication_endpoint": e.srv.URL + "/bc-authorize",
-			"backchannel_token_delivery_modes_supported":       []any{"poll", "ping"},
-			"backchannel_user_code_parameter_supported":        false,
-			"grant_types_supported":                            []any{oauth.GrantTypeCIBA},
-			"token_endpoint_auth_methods_supported":            []any{"private_key_jwt", "client_secret_basic"},
-			"token_endpoint_auth_signing_alg_values_supported": []any{"RS256", "PS256", "ES256", "ES384", "EdDSA"},
-			"scopes_supported":                                 []any{"openid"},
-		}
-		if diff := cmp.Diff(want, m); diff != "" {
-			t.Errorf("%s (-want +got):\n%s", path, diff)
+		if path == "/.well-known/oauth-authorization-server" && resp.StatusCode != http.StatusNotFound {
+			t.Errorf("CIBA still serves %s: %d", path, resp.StatusCode)
 		}
 	}
 }

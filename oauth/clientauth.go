@@ -3,8 +3,6 @@ package oauth
 import (
 	"crypto/sha256"
 	"crypto/subtle"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"net/url"
@@ -12,7 +10,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/MicahParks/keyfunc/v3"
 	"github.com/golang-jwt/jwt/v5"
 )
 
@@ -28,23 +25,15 @@ const (
 var assertionAlgorithms = []string{"RS256", "PS256", "ES256", "ES384", "EdDSA"}
 
 // maxAssertionLifetime bounds how far in the future a client assertion's
-// exp may lie, which also bounds the replay cache.
+// exp may lie, which also bounds how long its jti is remembered.
 const maxAssertionLifetime = 10 * time.Minute
 
-type registeredClient struct {
-	Client
-	secretHash []byte
-	keys       keyfunc.Keyfunc
-}
+// assertionLeeway is the clock skew allowed on a client assertion's exp,
+// nbf and iat.
+const assertionLeeway = 30 * time.Second
 
-func (c *registeredClient) mode() string {
-	if c.DeliveryMode == "" {
-		return DeliveryPoll
-	}
-	return c.DeliveryMode
-}
-
-// replayCache remembers client assertion jti values until they expire.
+// replayCache remembers client assertion jti values until they expire: the
+// fast path before the shared spent_assertions table.
 type replayCache struct {
 	mu   sync.Mutex
 	seen map[string]time.Time // client id + NUL + jti → exp
@@ -70,69 +59,112 @@ func invalidClient(basic bool, description string) *oauthError {
 	return &oauthError{status: http.StatusUnauthorized, code: codeInvalidClient, description: description, basic: basic}
 }
 
+func serverError(description string) *oauthError {
+	return &oauthError{status: http.StatusInternalServerError, code: codeServerError, description: description}
+}
+
 // authenticate identifies the client of a form-encoded request by
-// client_secret_basic or private_key_jwt. audiences are the values a
-// client assertion's aud may name.
-func (c *CIBA) authenticate(r *http.Request, audiences []string) (*registeredClient, *oauthError) {
+// client_secret_basic or private_key_jwt (RFC 7523), whichever the client
+// registered: a client registered for one cannot use the other. audiences
+// are the values a client assertion's aud may name. A metadata-document
+// client that authenticates for the first time is registered as an agent.
+func (d *Directory) authenticate(r *http.Request, audiences []string) (*client, *oauthError) {
 	form := r.PostForm
 	user, pass, hasBasic := r.BasicAuth()
 	assertion := form.Get("client_assertion")
+	var (
+		c *client
+		e *oauthError
+	)
 	switch {
-	case hasBasic && assertion != "":
+	case hasBasic && (assertion != "" || form.Has("client_secret")):
 		return nil, badRequest(codeInvalidRequest, "more than one client authentication method")
 	case hasBasic:
-		return c.authenticateBasic(form, user, pass)
+		c, e = d.authenticateBasic(r, user, pass)
 	case assertion != "":
 		if form.Get("client_assertion_type") != assertionTypeJWT {
 			return nil, invalidClient(false, "unsupported client_assertion_type")
 		}
-		return c.authenticateAssertion(form, assertion, audiences)
+		c, e = d.authenticateAssertion(r, assertion, audiences)
+	case form.Has("client_secret"):
+		return nil, invalidClient(false, "client_secret_post is not supported; use HTTP Basic")
+	default:
+		return nil, invalidClient(false, "client authentication required")
 	}
-	return nil, invalidClient(false, "client authentication required")
+	if e != nil {
+		return nil, e
+	}
+	if err := d.admit(r.Context(), c); err != nil {
+		d.log.Error("agent of a client metadata document not registered", "client_id", c.ID, "error", err)
+		return nil, serverError("the client could not be registered")
+	}
+	return c, nil
 }
 
-func (c *CIBA) authenticateBasic(form url.Values, user, pass string) (*registeredClient, *oauthError) {
+func (d *Directory) authenticateBasic(r *http.Request, user, pass string) (*client, *oauthError) {
 	// RFC 6749 section 2.3.1: both parts are form-urlencoded.
 	id, err1 := url.QueryUnescape(user)
 	secret, err2 := url.QueryUnescape(pass)
 	if err1 != nil || err2 != nil {
 		return nil, invalidClient(true, "malformed client credentials")
 	}
-	if fid := form.Get("client_id"); fid != "" && fid != id {
+	if fid := r.PostForm.Get("client_id"); fid != "" && fid != id {
 		return nil, badRequest(codeInvalidRequest, "client_id does not match the authenticated client")
 	}
-	rc, ok := c.clients[id]
+	c, e := d.find(r, id, true)
+	if e != nil {
+		return nil, e
+	}
 	sum := sha256.Sum256([]byte(secret))
-	if !ok || rc.secretHash == nil || subtle.ConstantTimeCompare(sum[:], rc.secretHash) != 1 {
+	if !c.secretOK || subtle.ConstantTimeCompare(sum[:], c.secretHash) != 1 {
 		return nil, invalidClient(true, "client authentication failed")
 	}
-	return rc, nil
+	if !c.secretExpiresAt.IsZero() && !d.now().Before(c.secretExpiresAt) {
+		return nil, invalidClient(true, "the client secret has expired")
+	}
+	return c, nil
 }
 
-func (c *CIBA) authenticateAssertion(form url.Values, assertion string, audiences []string) (*registeredClient, *oauthError) {
+// find looks a client up for authentication: unknown clients are
+// invalid_client, store failures server_error.
+func (d *Directory) find(r *http.Request, id string, basic bool) (*client, *oauthError) {
+	c, err := d.lookup(r.Context(), id)
+	switch {
+	case errors.Is(err, errUnknownClient):
+		return nil, invalidClient(basic, "client authentication failed")
+	case err != nil:
+		d.log.Error("client lookup failed", "client_id", id, "error", err)
+		return nil, serverError("the client could not be looked up")
+	}
+	return c, nil
+}
+
+func (d *Directory) authenticateAssertion(r *http.Request, assertion string, audiences []string) (*client, *oauthError) {
 	// The client is named by iss; read it unverified only to pick the key
 	// set, then verify the signature and every claim with that set.
 	var unverified jwt.RegisteredClaims
 	if _, _, err := jwt.NewParser().ParseUnverified(assertion, &unverified); err != nil {
 		return nil, invalidClient(false, "malformed client assertion")
 	}
-	rc, ok := c.clients[unverified.Issuer]
-	if !ok || rc.keys == nil {
+	if unverified.Issuer == "" {
+		return nil, invalidClient(false, "client assertion without iss")
+	}
+	c, e := d.find(r, unverified.Issuer, false)
+	if e != nil {
+		return nil, e
+	}
+	if !c.jwtOK {
 		return nil, invalidClient(false, "client authentication failed")
 	}
-	if fid := form.Get("client_id"); fid != "" && fid != rc.ID {
+	if fid := r.PostForm.Get("client_id"); fid != "" && fid != c.ID {
 		return nil, badRequest(codeInvalidRequest, "client_id does not match the authenticated client")
 	}
-	now := c.now()
-	var claims jwt.RegisteredClaims
-	_, err := jwt.ParseWithClaims(assertion, &claims, rc.keys.Keyfunc,
-		jwt.WithValidMethods(assertionAlgorithms),
-		jwt.WithIssuer(rc.ID),
-		jwt.WithSubject(rc.ID),
-		jwt.WithExpirationRequired(),
-		jwt.WithTimeFunc(c.now),
-		jwt.WithLeeway(30*time.Second),
-	)
+	claims, err := d.verifyAssertion(r, c, assertion, false)
+	if err != nil && c.staticKeys == nil {
+		// The client may have rotated its keys: fetch its jwks_uri anew
+		// (rate limited) and try once more.
+		claims, err = d.verifyAssertion(r, c, assertion, true)
+	}
 	if err != nil {
 		return nil, invalidClient(false, "client assertion rejected")
 	}
@@ -143,29 +175,37 @@ func (c *CIBA) authenticateAssertion(form url.Values, assertion string, audience
 		return nil, invalidClient(false, "client assertion without jti")
 	}
 	exp := claims.ExpiresAt.Time
-	if exp.After(now.Add(maxAssertionLifetime)) {
+	if exp.After(d.now().Add(maxAssertionLifetime)) {
 		return nil, invalidClient(false, "client assertion lives too long")
 	}
-	if !c.replays.remember(rc.ID+"\x00"+claims.ID, exp.Add(30*time.Second), now) {
+	fresh, err := d.spend(r.Context(), c.ID, claims.ID, exp.Add(assertionLeeway))
+	if err != nil {
+		d.log.Error("client assertion replay check failed", "client_id", c.ID, "error", err)
+		return nil, serverError("the client assertion could not be checked")
+	}
+	if !fresh {
 		return nil, invalidClient(false, "client assertion replayed")
 	}
-	return rc, nil
+	return c, nil
 }
 
-func register(cl Client) (*registeredClient, error) {
-	if err := cl.validate(); err != nil {
+func (d *Directory) verifyAssertion(r *http.Request, c *client, assertion string, refresh bool) (*jwt.RegisteredClaims, error) {
+	keys, err := d.keysFor(r.Context(), c, refresh)
+	if err != nil {
+		d.log.Info("client keys not available", "client_id", c.ID, "error", err)
 		return nil, err
 	}
-	rc := &registeredClient{Client: cl}
-	if cl.SecretHash != "" {
-		rc.secretHash, _ = hex.DecodeString(cl.SecretHash)
+	var claims jwt.RegisteredClaims
+	_, err = jwt.ParseWithClaims(assertion, &claims, keys.KeyfuncCtx(r.Context()),
+		jwt.WithValidMethods(assertionAlgorithms),
+		jwt.WithIssuer(c.ID),
+		jwt.WithSubject(c.ID),
+		jwt.WithExpirationRequired(),
+		jwt.WithTimeFunc(d.now),
+		jwt.WithLeeway(assertionLeeway),
+	)
+	if err != nil {
+		return nil, err
 	}
-	if len(cl.JWKS) > 0 {
-		kf, err := keyfunc.NewJWKSetJSON(json.RawMessage(cl.JWKS))
-		if err != nil {
-			return nil, errors.Join(ErrConfig, err)
-		}
-		rc.keys = kf
-	}
-	return rc, nil
+	return &claims, nil
 }

@@ -32,8 +32,14 @@ type CIBAConfig struct {
 	// the endpoint URLs (Issuer + /bc-authorize, /token,
 	// /.well-known/jwks.json). Required.
 	Issuer string
-	// Clients are the registered CIBA clients. At least one.
+	// Clients are the CIBA clients the operator configured, when Directory
+	// is nil: at least one then. With a Directory, leave it empty: the
+	// directory's clients (configured, registered, metadata documents)
+	// whose grant types include the CIBA grant may use CIBA.
 	Clients []Client
+	// Directory authenticates clients; give the token endpoint the same
+	// one. When nil, NewCIBA builds one from Clients.
+	Directory *Directory
 	// DefaultExpiry is how long an authentication request waits for the
 	// user when the client sends no requested_expiry; 10 minutes when zero.
 	DefaultExpiry time.Duration
@@ -71,6 +77,14 @@ type Client struct {
 	// NotificationEndpoint receives ping callbacks; required in ping mode.
 	// It must be https, or http on a loopback host.
 	NotificationEndpoint string
+	// GrantTypes are the grants the client may use at the token endpoint;
+	// the CIBA grant alone when empty.
+	GrantTypes []string
+	// Scope is the space-separated scope the client may ask for in
+	// client_credentials and token exchange; empty means none.
+	Scope string
+	// Tenant is the tenant of the client's tokens.
+	Tenant string
 }
 
 func (c Client) validate() error {

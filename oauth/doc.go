@@ -12,11 +12,26 @@
 // and mints a token whose approval id is the auth_req_id. Poll and ping
 // delivery are offered; push is not.
 //
-//	ciba, err := oauth.NewCIBA(oauth.CIBAConfig{
-//		Issuer:  "https://writ.example",
+// The token endpoint (TokenEndpoint) serves client_credentials (the agent
+// as itself), RFC 8693 token exchange (the agent for a user, with a nested
+// act chain) and the CIBA grant on POST /token, RFC 7009 revocation on POST
+// /revoke and RFC 7662 introspection on POST /introspect. One Directory
+// authenticates every client (client_secret_basic or private_key_jwt, as
+// registered) for every endpoint: clients the operator configured, agents
+// registered through RFC 7591, and Client ID Metadata Documents.
+//
+//	dir, err := oauth.NewDirectory(oauth.DirectoryConfig{
 //		Clients: []oauth.Client{{ID: "agent-3", JWKS: agentJWKS}},
-//	}, approvalStore, minter, logger)
+//		Agents:  registry, DB: db,
+//	})
+//	ciba, err := oauth.NewCIBA(oauth.CIBAConfig{Issuer: "https://writ.example", Directory: dir},
+//		approvalStore, minter, logger)
+//	te, err := oauth.NewTokenEndpoint(oauth.TokenEndpointConfig{
+//		Issuer: "https://writ.example", Directory: dir, Minter: minter, Verifier: verifier,
+//		Keys: keyring, Revocations: revocations, Resources: []string{"https://mcp.example/mcp"}, CIBA: ciba,
+//	})
 //	mux := http.NewServeMux()
-//	ciba.Routes(mux) // POST /bc-authorize, POST /token, /.well-known/...
+//	ciba.Routes(mux) // POST /bc-authorize
+//	te.Routes(mux)   // POST /token, /revoke, /introspect
 //	// approvals.Options{OnEvent: ciba.OnEvent} delivers ping callbacks.
 package oauth

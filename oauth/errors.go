@@ -3,14 +3,16 @@ package oauth
 import "errors"
 
 var (
-	// ErrConfig means a CIBAConfig cannot be used as given.
-	ErrConfig = errors.New("oauth: invalid CIBA configuration")
+	// ErrConfig means a configuration (CIBAConfig, DirectoryConfig,
+	// TokenEndpointConfig) cannot be used as given.
+	ErrConfig = errors.New("oauth: invalid configuration")
 	// ErrPing means a ping notification could not be delivered.
 	ErrPing = errors.New("oauth: ping notification not delivered")
 )
 
-// Error codes of CIBA Core 1.0 (sections 11 and 13), RFC 6749 section 5.2
-// and RFC 9396 section 5, exactly as the specifications spell them.
+// Error codes of CIBA Core 1.0 (sections 11 and 13), RFC 6749 section 5.2,
+// RFC 8707 section 2 and RFC 9396 section 5, exactly as the specifications
+// spell them.
 const (
 	codeInvalidRequest              = "invalid_request"
 	codeInvalidScope                = "invalid_scope"
@@ -24,6 +26,8 @@ const (
 	codeAccessDenied                = "access_denied"
 	codeInvalidGrant                = "invalid_grant"
 	codeServerError                 = "server_error"
+	codeUnauthorizedClient          = "unauthorized_client"
+	codeInvalidTarget               = "invalid_target"
 )
 
 // oauthError is an error response: the code, its HTTP status and a

@@ -27,25 +27,21 @@ func (c *CIBA) OnEvent(e approvals.Event) {
 	}
 	c.mu.Lock()
 	ar := c.requests[e.ID]
-	var token string
-	if ar != nil && !ar.pinged {
-		token = ar.notificationToken
+	var token, endpoint, clientID string
+	if ar != nil && !ar.pinged && ar.pingEndpoint != "" {
+		token, endpoint, clientID = ar.notificationToken, ar.pingEndpoint, ar.client
 		ar.pinged = token != ""
 	}
 	c.mu.Unlock()
 	if token == "" {
 		return
 	}
-	rc := c.clients[ar.client]
-	if rc == nil || rc.mode() != DeliveryPing {
-		return
-	}
 	if c.pingCtx.Err() != nil {
 		return
 	}
 	c.pings.Go(func() {
-		if err := c.ping(c.pingCtx, rc.NotificationEndpoint, token, e.ID); err != nil {
-			c.log.Warn("ciba: ping notification failed", "client_id", rc.ID, "auth_req_id_sha256", digest(e.ID), "error", err)
+		if err := c.ping(c.pingCtx, endpoint, token, e.ID); err != nil {
+			c.log.Warn("ciba: ping notification failed", "client_id", clientID, "auth_req_id_sha256", digest(e.ID), "error", err)
 		}
 	})
 }

@@ -51,4 +51,6 @@ var (
 	// ErrMintRequest: a mint request lacks a subject or an audience, has a
 	// negative TTL, or has a scope that is not an RFC 6749 scope-token.
 	ErrMintRequest = errors.New("tokens: invalid mint request")
+	// ErrRevocation: a revocation could not be stored or loaded.
+	ErrRevocation = errors.New("tokens: revocation store")
 )

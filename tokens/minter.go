@@ -66,6 +66,10 @@ type MintRequest struct {
 	// Dev marks a caller verified by the development issuer; the token
 	// carries dev=true.
 	Dev bool
+	// NoCache mints a fresh token (new jti) and keeps it out of the mint
+	// cache: for tokens handed to a client that may revoke them, where a
+	// later identical request must not get a revoked token back.
+	NoCache bool
 }
 
 // Minted is a signed token and what evidence records about it.
@@ -202,14 +206,16 @@ func (m *Minter) Mint(ctx context.Context, r MintRequest) (Minted, error) {
 	now := m.now()
 	ck := mintCacheKey(profile, &r, scopes, ttl, key.kid)
 
-	if e, ok := m.cache.Get(ck); ok && e.key == ck && now.Before(e.reuseUntil) && !now.Before(e.minted.IssuedAt) {
-		out := e.minted
-		out.Scopes = slices.Clone(out.Scopes)
-		out.Reused = true
-		m.stats.hit()
-		return out, nil
+	if !r.NoCache {
+		if e, ok := m.cache.Get(ck); ok && e.key == ck && now.Before(e.reuseUntil) && !now.Before(e.minted.IssuedAt) {
+			out := e.minted
+			out.Scopes = slices.Clone(out.Scopes)
+			out.Reused = true
+			m.stats.hit()
+			return out, nil
+		}
+		m.stats.miss()
 	}
-	m.stats.miss()
 
 	jti, err := newJTI()
 	if err != nil {
@@ -244,7 +250,7 @@ func (m *Minter) Mint(ctx context.Context, r MintRequest) (Minted, error) {
 	}
 	// Reuse while less than two thirds of the lifetime has passed.
 	window := ttl * 2 / 3
-	if reuseUntil := iat.Add(window); now.Before(reuseUntil) {
+	if reuseUntil := iat.Add(window); !r.NoCache && now.Before(reuseUntil) {
 		m.cache.SetWithTTL(ck, &mintEntry{key: ck, minted: out, reuseUntil: reuseUntil}, 1, reuseUntil.Sub(now))
 	}
 	out.Scopes = slices.Clone(scopes)
