@@ -124,6 +124,12 @@ func (s *Store) Status(_ context.Context, agent string) (string, bool) {
 	return string(e.status), ok
 }
 
+// Epoch is the agent's suspension count from the in-memory snapshot; 0
+// for an agent the registry does not hold.
+func (s *Store) Epoch(_ context.Context, agent string) int64 {
+	return (*s.snap.Load())[agent].epoch
+}
+
 // Generation changes whenever the snapshot Status reads is replaced; a
 // cache of answers derived from agent statuses is stale once it moves.
 func (s *Store) Generation() uint64 { return s.generation.Load() }

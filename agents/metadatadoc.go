@@ -190,6 +190,11 @@ func NewDocuments(o DocumentOptions) *Documents {
 	return d
 }
 
+// HTTPClient is the client Documents fetches with: https on port 443 to
+// public addresses only, checked at dial time, no proxy, no redirects. Use
+// it for other URLs an agent publishes about itself, such as a jwks_uri.
+func (d *Documents) HTTPClient() *http.Client { return d.client }
+
 // IsDocumentClientID reports whether id is meant as a client ID metadata
 // document URL, that is, starts with "https://". It does not validate the
 // URL: Fetch does, and refuses a malformed one with ErrDocumentURL.

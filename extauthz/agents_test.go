@@ -110,6 +110,11 @@ func TestCheckKillSwitch(t *testing.T) {
 	if resp, rec = r.call(t, token); resp.GetOkResponse() == nil || rec.Outcome != "allow" {
 		t.Fatalf("resumed agent: want allow, got %v", resp)
 	}
+	// The token minted before the suspension is still in the mint cache's
+	// reuse window, but a resumed agent never gets it back.
+	if rec.Token == nil || rec.Token.Reused || rec.Token.JTI == first {
+		t.Fatalf("resumed agent was handed the token minted before its suspension: %+v", rec.Token)
+	}
 }
 
 func TestCheckRefusesByAgentStatus(t *testing.T) {

@@ -78,6 +78,9 @@ type Agents interface {
 	// Generation changes whenever statuses may have changed; a cache of
 	// answers derived from them is stale once it moves.
 	Generation() uint64
+	// Epoch counts the agent's suspensions: a token minted for it under
+	// one epoch is never reused under another.
+	Epoch(ctx context.Context, agent string) int64
 	// Touch notes that the agent was seen.
 	Touch(ctx context.Context, agent string)
 }
@@ -211,9 +214,11 @@ func (s *Server) evaluate(ctx context.Context, req *authv3.CheckRequest, rec *au
 	}
 	d.input.Identity = identity
 	recordIdentity(rec, d, identity)
-	if v, ok := s.admitAgent(ctx, identity); !ok {
+	epoch, v, ok := s.admitAgent(ctx, identity)
+	if !ok {
 		return v
 	}
+	d.agentEpoch = epoch
 
 	if err := d.describeBody(s.limits); err != nil {
 		return refuse(err)
@@ -286,32 +291,36 @@ func (s *Server) authenticate(ctx context.Context, d *description) (*policies.Id
 // whose agent is unregistered when unknown agents are denied. It runs before
 // the body is read, the policy decides or a token is minted, so a suspended
 // agent never receives a token again, cached or new, while suspended.
-func (s *Server) admitAgent(ctx context.Context, identity *policies.Identity) (verdict, bool) {
+func (s *Server) admitAgent(ctx context.Context, identity *policies.Identity) (int64, verdict, bool) {
 	if s.deps.Agents == nil || identity == nil {
-		return verdict{}, true
+		return 0, verdict{}, true
 	}
 	names := identity.Actors
 	if identity.Agent != "" && !slices.Contains(names, identity.Agent) {
 		names = append([]string{identity.Agent}, names...)
 	}
+	var epoch int64
 	for _, name := range names {
 		status, known := s.deps.Agents.Status(ctx, name)
 		switch {
 		case !known && s.deps.DenyUnknownAgents:
-			return agentDenial("the agent is not registered"), false
+			return 0, agentDenial("the agent is not registered"), false
 		case !known:
 		case status == "suspended":
-			return agentDenial("the agent is suspended"), false
+			return 0, agentDenial("the agent is suspended"), false
 		case status == "pending":
-			return agentDenial("the agent is awaiting review"), false
+			return 0, agentDenial("the agent is awaiting review"), false
 		case status != "active":
-			return agentDenial("the agent is not active"), false
+			return 0, agentDenial("the agent is not active"), false
 		}
+		// Epochs only grow, so their sum over the chain moves whenever
+		// any agent in it has been suspended since.
+		epoch += s.deps.Agents.Epoch(ctx, name)
 	}
 	if identity.Agent != "" {
 		s.deps.Agents.Touch(ctx, identity.Agent)
 	}
-	return verdict{}, true
+	return epoch, verdict{}, true
 }
 
 // causeAgentStatus labels refusals for an agent's registry status.
@@ -383,6 +392,7 @@ func (s *Server) issue(ctx context.Context, d *description, identity *policies.I
 		DecisionID: rec.DecisionID,
 		ApprovalID: approvalID(rec),
 		Dev:        identity.Dev,
+		AgentEpoch: d.agentEpoch,
 	})
 	if err != nil {
 		s.log.Error("minting failed", "decision_id", rec.DecisionID, "error", err)

@@ -75,6 +75,10 @@ type description struct {
 
 	method, host, path, requestID string
 
+	// agentEpoch is the sum of the suspension counts of the agents in the
+	// call's chain (admitAgent); it keys the mint cache.
+	agentEpoch int64
+
 	// headers are the request headers, names lower-cased, repeated values
 	// joined with ",". Read only: it may be the CheckRequest's own map.
 	headers map[string]string

@@ -19,8 +19,7 @@ import (
 //
 // A subject or actor token that does not verify, is expired, is revoked,
 // or that may_act, the actor rule or the depth cap refuses is answered
-// invalid_grant: the subject token is this grant's authorization grant
-// (RFC 6749 section 5.2).
+// invalid_request, as RFC 8693 section 2.2.2 requires.
 func (t *TokenEndpoint) exchange(ctx context.Context, c *client, form url.Values) (map[string]any, *oauthError) {
 	subjectToken, subjectType := form.Get("subject_token"), form.Get("subject_token_type")
 	actorToken, actorType := form.Get("actor_token"), form.Get("actor_token_type")
@@ -60,20 +59,20 @@ func (t *TokenEndpoint) exchange(ctx context.Context, c *client, form url.Values
 			return nil, e
 		}
 		if sub, _ := actor.Claims["sub"].(string); sub != c.ID {
-			return nil, badRequest(codeInvalidGrant, "the actor_token is not the client's own")
+			return nil, badRequest(codeInvalidRequest, "the actor_token is not the client's own")
 		}
 		actorIssuer = actor.Issuer
 	}
 	if raw, ok := subject.Claims["may_act"]; ok && !t.mayAct(raw, c.ID, actorIssuer) {
-		return nil, badRequest(codeInvalidGrant, "the subject_token's may_act does not name this agent")
+		return nil, badRequest(codeInvalidRequest, "the subject_token's may_act does not name this agent")
 	}
 	sub, _ := subject.Claims["sub"].(string)
 	if sub == "" {
-		return nil, badRequest(codeInvalidGrant, "the subject_token has no subject")
+		return nil, badRequest(codeInvalidRequest, "the subject_token has no subject")
 	}
 	chain := append([]string{c.ID}, subject.Actors...)
 	if len(chain) > t.maxDepth {
-		return nil, badRequest(codeInvalidGrant, "the delegation chain would be deeper than the maximum")
+		return nil, badRequest(codeInvalidRequest, "the delegation chain would be deeper than the maximum")
 	}
 
 	scopes, e := exchangeScopes(requested, subject.Scopes, c)
@@ -84,7 +83,7 @@ func (t *TokenEndpoint) exchange(ctx context.Context, c *client, form url.Values
 	ttl := t.cfg.Token.TokenTTL
 	left := subject.ExpiresAt.Sub(t.now()).Truncate(time.Second)
 	if left < time.Second {
-		return nil, badRequest(codeInvalidGrant, "the subject_token has expired")
+		return nil, badRequest(codeInvalidRequest, "the subject_token has expired")
 	}
 	if ttl == 0 || ttl > left {
 		ttl = left
@@ -115,12 +114,12 @@ func (t *TokenEndpoint) inbound(ctx context.Context, raw, which string) (*tokens
 	id, err := t.cfg.Verifier.Verify(ctx, raw)
 	switch {
 	case errors.Is(err, tokens.ErrExpired):
-		return nil, badRequest(codeInvalidGrant, "the "+which+" has expired")
+		return nil, badRequest(codeInvalidRequest, "the "+which+" has expired")
 	case err != nil:
-		return nil, badRequest(codeInvalidGrant, "the "+which+" did not verify")
+		return nil, badRequest(codeInvalidRequest, "the "+which+" did not verify")
 	}
 	if jti, _ := id.Claims["jti"].(string); t.cfg.Revocations.Revoked(jti) {
-		return nil, badRequest(codeInvalidGrant, "the "+which+" has been revoked")
+		return nil, badRequest(codeInvalidRequest, "the "+which+" has been revoked")
 	}
 	return id, nil
 }

@@ -107,7 +107,7 @@ func TestDelegationChain(t *testing.T) {
 	if second.str("scope") != "tools.call tools.read" {
 		t.Errorf("scope %q", second.str("scope"))
 	}
-	wantError(t, e.exchange("basic cc3 "+ccSecret, second.str("access_token"), nil), 400, "invalid_grant")
+	wantError(t, e.exchange("basic cc3 "+ccSecret, second.str("access_token"), nil), 400, "invalid_request")
 }
 
 func TestTokenExchangeErrors(t *testing.T) {
@@ -133,20 +133,20 @@ func TestTokenExchangeErrors(t *testing.T) {
 		code    string
 	}{
 		// Attacks.
-		{"actor not allowed by may_act", ccAuth, e.idpToken(func(c jwt.MapClaims) { c["may_act"] = map[string]any{"sub": "cc2"} }), nil, 400, "invalid_grant"},
-		{"may_act from another issuer", ccAuth, e.idpToken(func(c jwt.MapClaims) { c["may_act"] = map[string]any{"sub": "cc", "iss": "https://other.example"} }), nil, 400, "invalid_grant"},
-		{"may_act not an object", ccAuth, e.idpToken(func(c jwt.MapClaims) { c["may_act"] = "cc" }), nil, 400, "invalid_grant"},
-		{"may_act without sub", ccAuth, e.idpToken(func(c jwt.MapClaims) { c["may_act"] = map[string]any{} }), nil, 400, "invalid_grant"},
+		{"actor not allowed by may_act", ccAuth, e.idpToken(func(c jwt.MapClaims) { c["may_act"] = map[string]any{"sub": "cc2"} }), nil, 400, "invalid_request"},
+		{"may_act from another issuer", ccAuth, e.idpToken(func(c jwt.MapClaims) { c["may_act"] = map[string]any{"sub": "cc", "iss": "https://other.example"} }), nil, 400, "invalid_request"},
+		{"may_act not an object", ccAuth, e.idpToken(func(c jwt.MapClaims) { c["may_act"] = "cc" }), nil, 400, "invalid_request"},
+		{"may_act without sub", ccAuth, e.idpToken(func(c jwt.MapClaims) { c["may_act"] = map[string]any{} }), nil, 400, "invalid_request"},
 		{"scope widening past the subject", ccAuth, good, url.Values{"scope": {"tools.read admin"}}, 400, "invalid_scope"},
 		{"scope widening past the agent", ccAuth, e.idpToken(func(c jwt.MapClaims) { c["scope"] = "tools.read admin" }), url.Values{"scope": {"admin"}}, 400, "invalid_scope"},
-		{"expired subject token", ccAuth, e.idpToken(func(c jwt.MapClaims) { c["exp"] = now.Add(-2 * time.Minute).Unix() }), nil, 400, "invalid_grant"},
-		{"subject token without exp", ccAuth, e.idpToken(func(c jwt.MapClaims) { delete(c, "exp") }), nil, 400, "invalid_grant"},
-		{"subject token for another audience", ccAuth, e.idpToken(func(c jwt.MapClaims) { c["aud"] = "https://elsewhere.example" }), nil, 400, "invalid_grant"},
-		{"subject token from an untrusted issuer", ccAuth, untrusted, nil, 400, "invalid_grant"},
-		{"subject token not a JWT", ccAuth, "not-a-token", nil, 400, "invalid_grant"},
-		{"revoked subject token", ccAuth, revoked, nil, 400, "invalid_grant"},
-		{"actor_token of another client", ccAuth, good, url.Values{"actor_token": {otherActor}, "actor_token_type": {oauth.TokenTypeAccessToken}}, 400, "invalid_grant"},
-		{"actor_token that does not verify", ccAuth, good, url.Values{"actor_token": {"x.y.z"}, "actor_token_type": {oauth.TokenTypeAccessToken}}, 400, "invalid_grant"},
+		{"expired subject token", ccAuth, e.idpToken(func(c jwt.MapClaims) { c["exp"] = now.Add(-2 * time.Minute).Unix() }), nil, 400, "invalid_request"},
+		{"subject token without exp", ccAuth, e.idpToken(func(c jwt.MapClaims) { delete(c, "exp") }), nil, 400, "invalid_request"},
+		{"subject token for another audience", ccAuth, e.idpToken(func(c jwt.MapClaims) { c["aud"] = "https://elsewhere.example" }), nil, 400, "invalid_request"},
+		{"subject token from an untrusted issuer", ccAuth, untrusted, nil, 400, "invalid_request"},
+		{"subject token not a JWT", ccAuth, "not-a-token", nil, 400, "invalid_request"},
+		{"revoked subject token", ccAuth, revoked, nil, 400, "invalid_request"},
+		{"actor_token of another client", ccAuth, good, url.Values{"actor_token": {otherActor}, "actor_token_type": {oauth.TokenTypeAccessToken}}, 400, "invalid_request"},
+		{"actor_token that does not verify", ccAuth, good, url.Values{"actor_token": {"x.y.z"}, "actor_token_type": {oauth.TokenTypeAccessToken}}, 400, "invalid_request"},
 		{"replayed client assertion", "replay", good, nil, 401, "invalid_client"},
 		{"wrong audience in assertion", e.assertionFor("cc-jwt", e.key, func(c jwt.MapClaims) { c["aud"] = "https://elsewhere.example/token" }), good, nil, 401, "invalid_client"},
 		{"assertion for the backchannel endpoint", e.assertionFor("cc-jwt", e.key, func(c jwt.MapClaims) { c["aud"] = e.srv.URL + "/bc-authorize" }), good, nil, 401, "invalid_client"},

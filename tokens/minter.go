@@ -70,6 +70,10 @@ type MintRequest struct {
 	// cache: for tokens handed to a client that may revoke them, where a
 	// later identical request must not get a revoked token back.
 	NoCache bool
+	// AgentEpoch is the agents' suspension count (see agents.Store.Epoch):
+	// a cached token is reused only for the same epoch, so a token minted
+	// before a suspension never serves the agent after it is resumed.
+	AgentEpoch int64
 }
 
 // Minted is a signed token and what evidence records about it.
@@ -387,6 +391,7 @@ func mintCacheKey(p Profile, r *MintRequest, scopes []string, ttl time.Duration,
 		field(s)
 	}
 	buf = binary.AppendVarint(buf, int64(ttl))
+	buf = binary.AppendVarint(buf, r.AgentEpoch)
 	if r.Dev {
 		buf = append(buf, 1)
 	} else {
