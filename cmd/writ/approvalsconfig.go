@@ -14,7 +14,6 @@ import (
 
 	"github.com/writ-dev/writ/approvals"
 	"github.com/writ-dev/writ/audit"
-	"github.com/writ-dev/writ/oauth"
 	"github.com/writ-dev/writ/store"
 )
 
@@ -96,27 +95,6 @@ func openApprovals(ctx context.Context, db *store.DB, cfg ApprovalsConfig, evide
 		also(e)
 	}
 	return approvals.Open(ctx, db, opts)
-}
-
-// newCIBA builds the CIBA endpoints when clients are configured (nil
-// otherwise).
-func newCIBA(cfg Config, st *approvals.Store, minter oauth.Minter, logger *slog.Logger) (*oauth.CIBA, error) {
-	if len(cfg.Approvals.CIBA.Clients) == 0 {
-		return nil, nil
-	}
-	var clients []oauth.Client
-	for i, c := range cfg.Approvals.CIBA.Clients {
-		oc := oauth.Client{ID: c.ClientID, SecretHash: c.SecretSHA256, DeliveryMode: c.DeliveryMode, NotificationEndpoint: c.NotificationEndpoint}
-		if c.JWKSFile != "" {
-			raw, err := os.ReadFile(c.JWKSFile)
-			if err != nil {
-				return nil, fmt.Errorf("approvals.ciba.clients[%d].jwks_file: %w", i, err)
-			}
-			oc.JWKS = raw
-		}
-		clients = append(clients, oc)
-	}
-	return oauth.NewCIBA(oauth.CIBAConfig{Issuer: cfg.Issuer, Clients: clients, Interval: cfg.Approvals.Interval}, st, minter, logger)
 }
 
 func approvalEventReason(e approvals.Event) string {

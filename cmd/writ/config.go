@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/writ-dev/writ/oauth"
 	"io"
 	"net"
 	"os"
@@ -40,8 +41,16 @@ type Config struct {
 	Vault             VaultConfig     `yaml:"vault"`
 	Approvals         ApprovalsConfig `yaml:"approvals"`
 	Agents            AgentsConfig    `yaml:"agents"`
-	Evidence          EvidenceConfig  `yaml:"evidence"`
-	Log               LogConfig       `yaml:"log"`
+	// Registration is RFC 7591 dynamic client registration of agents.
+	Registration oauth.RegistrationConfig `yaml:"registration"`
+	// Resources are the protected resources (RFC 9728): their identifiers
+	// are the audiences of writ's endpoint tokens and the context
+	// `resource` of their routes.
+	Resources []oauth.Resource `yaml:"resources"`
+	// TokenEndpoint shapes tokens from /token.
+	TokenEndpoint oauth.TokenConfig `yaml:"token_endpoint"`
+	Evidence      EvidenceConfig    `yaml:"evidence"`
+	Log           LogConfig         `yaml:"log"`
 }
 
 // ListenConfig holds the listen addresses.
@@ -171,6 +180,17 @@ func (c *Config) Validate() error {
 	}
 	if err := c.Agents.validate(); err != nil {
 		return err
+	}
+	reg := c.Registration
+	reg.Issuer = c.Issuer
+	if reg.Issuer == "" {
+		reg.Issuer = "http://" + c.Listen.API // serve's default
+	}
+	if err := reg.Validate(); err != nil {
+		return fmt.Errorf("config: registration: %w", err)
+	}
+	if err := c.TokenEndpoint.Validate(); err != nil {
+		return fmt.Errorf("config: token_endpoint: %w", err)
 	}
 	if err := c.Vault.validate(); err != nil {
 		return err

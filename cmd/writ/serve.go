@@ -168,6 +168,9 @@ func serve(ctx context.Context, cfg Config, flags serveFlags, logger *slog.Logge
 		issuers = append(issuers, devIssuer.IssuerConfig([]string{devAudience}))
 		logger.Warn("development mode: tokens from the local development issuer are trusted; never run this in production", "issuer", tokens.DevIssuerName)
 	}
+	if own, ok := ownIssuer(cfg, keyring); ok {
+		issuers = append(issuers, own)
+	}
 	verifier, err := tokens.NewVerifier(ctx, issuers, tokens.VerifierOptions{Logger: logger})
 	if err != nil {
 		return err
@@ -233,14 +236,6 @@ func serve(ctx context.Context, cfg Config, flags serveFlags, logger *slog.Logge
 		return err
 	}
 	defer approvalStore.Close()
-	ciba, err := newCIBA(cfg, approvalStore, minter, logger)
-	if err != nil {
-		return err
-	}
-	if ciba != nil {
-		cibaHook.Store(ciba)
-		defer ciba.Close()
-	}
 	// The agent registry: suspended and pending agents are refused on the
 	// Check path; statuses changed elsewhere are seen within one refresh.
 	registry, err := agents.Open(ctx, db, agents.Options{Logger: logger, Refresh: cfg.Agents.Refresh})
@@ -251,7 +246,20 @@ func serve(ctx context.Context, cfg Config, flags serveFlags, logger *slog.Logge
 	registryDone := make(chan error, 1)
 	go func() { registryDone <- registry.Run(registryCtx) }()
 	defer func() { stopRegistry(); <-registryDone }()
-	deps := extauthz.Deps{Verifier: verifier, Engine: engine, Minter: minter, Evidence: evidence, Metrics: metrics, Approvals: approvalStore, Agents: registry, DenyUnknownAgents: cfg.Agents.Unknown == "deny"}
+	auth, err := newAuthServer(ctx, cfg, db, registry, approvalStore, minter, keyring, verifier, evidence, logger)
+	if err != nil {
+		return err
+	}
+	cibaHook.Store(auth.ciba)
+	defer auth.Close()
+	// Revocations made on any replica reach this one's Check path within a
+	// second.
+	revocationsCtx, stopRevocations := context.WithCancel(context.WithoutCancel(ctx))
+	revocationsDone := make(chan error, 1)
+	go func() { revocationsDone <- auth.revocations.Run(revocationsCtx) }()
+	defer func() { stopRevocations(); <-revocationsDone }()
+	checkCfg.ResourceMetadataURLs = auth.discovery.ResourceMetadataURLs()
+	deps := extauthz.Deps{Verifier: verifier, Engine: engine, Minter: minter, Evidence: evidence, Metrics: metrics, Approvals: approvalStore, Agents: registry, DenyUnknownAgents: cfg.Agents.Unknown == "deny", Revocations: auth.revocations}
 	vaultHost, vaultStore, err := newVaultHost(ctx, cfg, logger)
 	if err != nil {
 		return err
@@ -278,7 +286,7 @@ func serve(ctx context.Context, cfg Config, flags serveFlags, logger *slog.Logge
 	grpcServer, healthServer := newGRPCServer(srv, tlsCfg)
 	httpServer := &http.Server{Handler: srv.HTTPHandler(), TLSConfig: tlsCfg, MaxHeaderBytes: checkCfg.Defaults().MaxHeaderBytes, ReadHeaderTimeout: 10 * time.Second}
 	api := apiHandler(keyring, evidence, reg)
-	approverAuth := approverAuthenticator{verifier}
+	approverAuth := approverAuthenticator{verifier: verifier, ownIssuer: cfg.Issuer}
 	approvalOpts := approvals.HandlerOptions{Logger: logger, SecureCookies: cfg.Issuer != "" && strings.HasPrefix(cfg.Issuer, "https://")}
 	approvalAPI := approvals.Handler(approvalStore, approverAuth, approvalOpts)
 	inbox := approvals.Inbox(approvalStore, approverAuth, approvalOpts)
@@ -286,9 +294,7 @@ func serve(ctx context.Context, cfg Config, flags serveFlags, logger *slog.Logge
 	api.Handle("/approvals/", approvalAPI)
 	api.Handle("/inbox", inbox)
 	api.Handle("/inbox/", inbox)
-	if ciba != nil {
-		ciba.Routes(api)
-	}
+	auth.Routes(api)
 	apiServer := &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second}
 
 	// Take SIGHUP before announcing readiness: a reload signal sent as soon
@@ -448,12 +454,30 @@ func apiHandler(keyring *tokens.Keyring, evidence *audit.Log, reg *prometheus.Re
 // approverAuthenticator verifies an approver's bearer token with the same
 // trusted issuers as the Check path: the approver is the token's user (its
 // sub), with groups and roles from the "groups" and "roles" claims.
-type approverAuthenticator struct{ verifier *tokens.Verifier }
+type approverAuthenticator struct {
+	verifier *tokens.Verifier
+	// ownIssuer is writ's issuer: its tokens are agents' tokens, never a
+	// person's.
+	ownIssuer string
+}
+
+var (
+	errDelegatedApprover = errors.New("a delegated token (with act) cannot approve")
+	errAgentApprover     = errors.New("a token from writ's own token endpoint belongs to an agent and cannot approve")
+)
 
 func (a approverAuthenticator) Authenticate(ctx context.Context, bearer string) (approvals.Approver, error) {
 	id, err := a.verifier.Verify(ctx, bearer)
 	if err != nil {
 		return approvals.Approver{}, err
+	}
+	if id.Issuer == a.ownIssuer {
+		return approvals.Approver{}, errAgentApprover
+	}
+	if len(id.Actors) > 0 {
+		// A delegated token is an agent acting for the user: an agent never
+		// approves, not even on its user's behalf.
+		return approvals.Approver{}, errDelegatedApprover
 	}
 	subject := id.User
 	if subject == "" {
