@@ -22,6 +22,15 @@
 // A suspension is therefore enforced on the very next Check by the replica
 // that made it, and within one refresh interval by every other replica.
 //
+// Agents that registered themselves (RFC 7591, through oauth.Registrar)
+// also have a Client: their metadata and the SHA-256 of the secrets writ
+// issued them (RegisterClient, Client, UpdateClient). ClientMetadata.Validate
+// applies the registration rules. Documents fetches Client ID Metadata
+// Documents — an https URL used as a client_id — over a client that reaches
+// only public addresses on port 443, checked when it dials, follows no
+// redirects, caps the document's size and caches it as its Cache-Control
+// says, never caching a failure.
+//
 // Touch records that an agent was seen without writing: seen agents are
 // kept in memory and written in one statement every Options.TouchInterval
 // (default 5s), and once more when Run ends.

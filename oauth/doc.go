@@ -34,4 +34,22 @@
 //	ciba.Routes(mux) // POST /bc-authorize
 //	te.Routes(mux)   // POST /token, /revoke, /introspect
 //	// approvals.Options{OnEvent: ciba.OnEvent} delivers ping callbacks.
+//
+// Registrar serves RFC 7591 dynamic client registration (POST /register,
+// under an open, initial-access-token or software-statement policy) and
+// RFC 7592 management of a registration (GET, PUT, DELETE
+// /register/{client_id}, with the registration access token). Each
+// registered client is an agent in the agents registry, active or pending
+// review as configured, and each registration, update and deletion is an
+// evidence record.
+//
+// Discovery serves RFC 8414 authorization-server metadata at
+// /.well-known/oauth-authorization-server and
+// /.well-known/openid-configuration, listing what writ serves and nothing
+// more, and RFC 9728 protected-resource metadata for each configured
+// resource at /.well-known/oauth-protected-resource/{host}{path}; the Check
+// path's 401 challenges point there with resource_metadata. writ has no
+// authorization-code flow: /authorize exists because MCP clients require
+// the field, and refuses every request (response_types_supported is
+// empty).
 package oauth
