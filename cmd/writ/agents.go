@@ -78,13 +78,22 @@ func agentsCommand(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		return printAgents(stdout, list)
 	case "show":
-		a, err := reg.Get(ctx, fs.Arg(0))
-		if err != nil {
+		a, c, err := reg.Client(ctx, fs.Arg(0))
+		if err != nil && !errors.Is(err, agents.ErrNoClient) {
 			return agentError(fs.Arg(0), err)
+		}
+		// An agent that registered itself shows its client metadata too
+		// (never a secret: only hashes are stored, and they are not shown).
+		shown := struct {
+			agents.Agent
+			Client *agents.ClientMetadata `json:"client,omitempty"`
+		}{Agent: a}
+		if err == nil {
+			shown.Client = &c.Metadata
 		}
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
-		return enc.Encode(a)
+		return enc.Encode(shown)
 	case "delete":
 		if err := reg.Delete(ctx, fs.Arg(0)); err != nil {
 			return agentError(fs.Arg(0), err)

@@ -174,3 +174,45 @@ func TestAgentsSuspendCancelsApprovals(t *testing.T) {
 		t.Errorf("evidence outcomes %v, want agent_suspended and approval_denied", outcomes)
 	}
 }
+
+// An agent that registered itself is shown with its client metadata, and
+// never with a secret or its hash.
+func TestAgentsShowRegisteredClient(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	db, err := store.OpenSQLite(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, err := agents.Open(ctx, db, agents.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	secretHash := []byte("0123456789abcdef0123456789abcdef")
+	err = reg.RegisterClient(ctx, agents.Agent{ClientID: "c-1", Name: "demo", Tenant: "acme"}, agents.Client{
+		ClientID: "c-1", SecretHash: secretHash, RegistrationTokenHash: secretHash,
+		Metadata: agents.ClientMetadata{ClientName: "demo", GrantTypes: []string{"client_credentials"}, TokenEndpointAuthMethod: "client_secret_basic"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	out, err := runAgents(t, "show", "--data-dir", dir, "c-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var shown struct {
+		ClientID string                 `json:"client_id"`
+		Client   *agents.ClientMetadata `json:"client"`
+	}
+	if err := json.Unmarshal([]byte(out), &shown); err != nil {
+		t.Fatal(err)
+	}
+	if shown.ClientID != "c-1" || shown.Client == nil || shown.Client.ClientName != "demo" || shown.Client.TokenEndpointAuthMethod != "client_secret_basic" {
+		t.Errorf("show: %s", out)
+	}
+	if strings.Contains(out, "secret_hash") || strings.Contains(out, "MDEy") || strings.Contains(out, "0123456789abcdef") {
+		t.Errorf("show printed a secret hash: %s", out)
+	}
+}
