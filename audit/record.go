@@ -22,8 +22,12 @@ type Record struct {
 	Request Request `json:"request"`
 
 	PolicyRevision string `json:"policy_revision,omitempty"`
-	// Outcome is "allow", "deny", "unauthenticated", "approval_pending",
-	// "bad_request" or "error".
+	// Outcome is, for a Check, "allow", "deny", "unauthenticated",
+	// "approval_pending", "bad_request" or "error"; for a step of an
+	// approval, "approval_<step>"; for the registry, "agent_registered",
+	// "agent_updated", "agent_deleted", "agent_suspended" or
+	// "agent_resumed"; for the token endpoint, "token_issued",
+	// "token_refused" or "token_revoked".
 	Outcome string `json:"outcome"`
 	Status  int    `json:"status"` // HTTP status given to the agent
 	Reason  string `json:"reason"`

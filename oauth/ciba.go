@@ -21,6 +21,7 @@ import (
 	"github.com/gowebpki/jcs"
 
 	"github.com/writ-dev/writ/approvals"
+	"github.com/writ-dev/writ/audit"
 	"github.com/writ-dev/writ/tokens"
 )
 
@@ -368,7 +369,7 @@ func canonicalDetails(v string) (json.RawMessage, *oauthError) {
 
 // grant answers the CIBA grant at the token endpoint (CIBA Core 1.0
 // sections 10 and 11) for an authenticated client.
-func (c *CIBA) grant(ctx context.Context, client *client, form url.Values) (map[string]any, *oauthError) {
+func (c *CIBA) grant(ctx context.Context, client *client, form url.Values) (*issuance, *oauthError) {
 	id := form.Get("auth_req_id")
 	if id == "" {
 		return nil, badRequest(codeInvalidRequest, "auth_req_id is required")
@@ -379,7 +380,7 @@ func (c *CIBA) grant(ctx context.Context, client *client, form url.Values) (map[
 var errInvalidGrant = badRequest(codeInvalidGrant, "auth_req_id is unknown, was issued to another client, or was already used")
 
 // redeem answers one token request for id.
-func (c *CIBA) redeem(ctx context.Context, client *client, id string) (map[string]any, *oauthError) {
+func (c *CIBA) redeem(ctx context.Context, client *client, id string) (*issuance, *oauthError) {
 	req, err := c.approvals.Get(ctx, id)
 	if errors.Is(err, approvals.ErrNotFound) {
 		return nil, errInvalidGrant
@@ -429,18 +430,25 @@ func (c *CIBA) redeem(ctx context.Context, client *client, id string) (map[strin
 		return nil, errInvalidGrant
 	}
 
-	body, e := c.issue(ctx, client, req, ar)
+	iss, e := c.issue(ctx, client, req, ar)
 	c.mu.Lock()
 	ar.redeeming = false
 	ar.redeemed = e == nil
 	c.mu.Unlock()
-	return body, e
+	return iss, e
 }
 
-// issue takes the approval's single use and mints the token.
-func (c *CIBA) issue(ctx context.Context, client *client, req approvals.Request, ar *authRequest) (map[string]any, *oauthError) {
+// issue takes the approval's single use and mints the token. The token
+// endpoint records and hands it out: if its evidence record is not kept,
+// the approval stays used and the client starts over.
+func (c *CIBA) issue(ctx context.Context, client *client, req approvals.Request, ar *authRequest) (*issuance, *oauthError) {
+	decisionID, e := newDecisionID()
+	if e != nil {
+		c.log.Error("ciba: no decision id", "client_id", client.ID)
+		return nil, e
+	}
 	call := req.Call
-	call.DecisionID = "ciba:" + digest(req.ID)[:32]
+	call.DecisionID = decisionID
 	res, err := c.approvals.Gate(ctx, call, approvals.Requirement{BindingMessage: req.BindingMessage, TTL: req.TTL})
 	if err != nil {
 		c.log.Error("ciba: consume approval", "error", err)
@@ -456,7 +464,7 @@ func (c *CIBA) issue(ctx context.Context, client *client, req approvals.Request,
 	if scopes == nil {
 		scopes = strings.Fields(strings.TrimPrefix(req.Call.Action, "ciba "))
 	}
-	minted, err := c.minter.Mint(ctx, tokens.MintRequest{
+	mreq := tokens.MintRequest{
 		User:       req.Call.User,
 		Agent:      client.ID,
 		Actors:     []string{client.ID},
@@ -464,14 +472,16 @@ func (c *CIBA) issue(ctx context.Context, client *client, req approvals.Request,
 		Scopes:     scopes,
 		Tenant:     client.Tenant,
 		TTL:        c.cfg.TokenTTL,
-		DecisionID: call.DecisionID,
 		ApprovalID: req.ID,
-	})
+	}
+	// The token carries no decision_id (see TokenEndpoint.mint); its
+	// evidence record has the decision id and names the token's jti.
+	minted, err := c.minter.Mint(ctx, mreq)
+	mreq.DecisionID = call.DecisionID
 	if err != nil {
 		c.log.Error("ciba: mint", "client_id", client.ID, "error", err)
 		return nil, &oauthError{status: http.StatusInternalServerError, code: codeServerError, description: "token could not be issued"}
 	}
-	c.log.Info("ciba: token issued", "client_id", client.ID, "approval_id_sha256", digest(req.ID), "token", minted)
 	body := map[string]any{
 		"access_token": minted.Token.Reveal(),
 		"token_type":   "Bearer",
@@ -481,7 +491,13 @@ func (c *CIBA) issue(ctx context.Context, client *client, req approvals.Request,
 	if ar.details != nil {
 		body["authorization_details"] = ar.details
 	}
-	return body, nil
+	return &issuance{body: body, minted: minted, req: mreq, approval: &audit.Approval{
+		ID:        res.ID,
+		Approver:  res.Approver,
+		Outcome:   string(res.Status),
+		Requested: res.RequestedAt,
+		Decided:   res.DecidedAt,
+	}}, nil
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -12,7 +12,7 @@ import (
 // itself. sub and client_id are the agent, tenant its tenant, aud the one
 // resource named (or the only one configured), scope what it asked for
 // within its registered scope (all of it when it asked for none).
-func (t *TokenEndpoint) clientCredentials(ctx context.Context, c *client, form url.Values) (map[string]any, *oauthError) {
+func (t *TokenEndpoint) clientCredentials(ctx context.Context, c *client, form url.Values) (*issuance, *oauthError) {
 	aud, e := t.target(form)
 	if e != nil {
 		return nil, e
@@ -29,14 +29,10 @@ func (t *TokenEndpoint) clientCredentials(ctx context.Context, c *client, form u
 			return nil, badRequest(codeInvalidScope, "scope is wider than the client's registered scope")
 		}
 	}
-	minted, e := t.mint(ctx, c, GrantTypeClientCredentials, tokens.MintRequest{
+	return t.mint(ctx, c, GrantTypeClientCredentials, tokens.MintRequest{
 		Agent:    c.ID,
 		Tenant:   c.Tenant,
 		Audience: aud,
 		Scopes:   scopes,
 	})
-	if e != nil {
-		return nil, e
-	}
-	return t.tokenResponse(minted), nil
 }

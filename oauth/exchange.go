@@ -20,7 +20,7 @@ import (
 // A subject or actor token that does not verify, is expired, is revoked,
 // or that may_act, the actor rule or the depth cap refuses is answered
 // invalid_request, as RFC 8693 section 2.2.2 requires.
-func (t *TokenEndpoint) exchange(ctx context.Context, c *client, form url.Values) (map[string]any, *oauthError) {
+func (t *TokenEndpoint) exchange(ctx context.Context, c *client, form url.Values) (*issuance, *oauthError) {
 	subjectToken, subjectType := form.Get("subject_token"), form.Get("subject_token_type")
 	actorToken, actorType := form.Get("actor_token"), form.Get("actor_token_type")
 	switch {
@@ -66,9 +66,11 @@ func (t *TokenEndpoint) exchange(ctx context.Context, c *client, form url.Values
 	if raw, ok := subject.Claims["may_act"]; ok && !t.mayAct(raw, c.ID, actorIssuer) {
 		return nil, badRequest(codeInvalidRequest, "the subject_token's may_act does not name this agent")
 	}
-	sub, _ := subject.Claims["sub"].(string)
+	// The subject is a user. An agent's own token (sub = client_id, no
+	// act) would otherwise make that agent the "user" of the new token.
+	sub := subject.User
 	if sub == "" {
-		return nil, badRequest(codeInvalidRequest, "the subject_token has no subject")
+		return nil, badRequest(codeInvalidRequest, "the subject_token is an agent's own token, not a user's")
 	}
 	chain := append([]string{c.ID}, subject.Actors...)
 	if len(chain) > t.maxDepth {
@@ -88,7 +90,7 @@ func (t *TokenEndpoint) exchange(ctx context.Context, c *client, form url.Values
 	if ttl == 0 || ttl > left {
 		ttl = left
 	}
-	minted, e := t.mint(ctx, c, GrantTypeTokenExchange, tokens.MintRequest{
+	iss, e := t.mint(ctx, c, GrantTypeTokenExchange, tokens.MintRequest{
 		User:     sub,
 		Agent:    c.ID,
 		Actors:   chain,
@@ -100,9 +102,9 @@ func (t *TokenEndpoint) exchange(ctx context.Context, c *client, form url.Values
 	if e != nil {
 		return nil, e
 	}
-	body := t.tokenResponse(minted)
-	body["issued_token_type"] = TokenTypeAccessToken
-	return body, nil
+	iss.body["issued_token_type"] = TokenTypeAccessToken
+	iss.issuer = subject.Issuer
+	return iss, nil
 }
 
 func isJWTTokenType(s string) bool { return s == TokenTypeAccessToken || s == TokenTypeJWT }

@@ -133,6 +133,7 @@ func TestTokenExchangeErrors(t *testing.T) {
 		code    string
 	}{
 		// Attacks.
+		{"an agent's own token as the subject", ccAuth, otherActor, nil, 400, "invalid_request"},
 		{"actor not allowed by may_act", ccAuth, e.idpToken(func(c jwt.MapClaims) { c["may_act"] = map[string]any{"sub": "cc2"} }), nil, 400, "invalid_request"},
 		{"may_act from another issuer", ccAuth, e.idpToken(func(c jwt.MapClaims) { c["may_act"] = map[string]any{"sub": "cc", "iss": "https://other.example"} }), nil, 400, "invalid_request"},
 		{"may_act not an object", ccAuth, e.idpToken(func(c jwt.MapClaims) { c["may_act"] = "cc" }), nil, 400, "invalid_request"},

@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -26,6 +27,7 @@ import (
 
 	"github.com/writ-dev/writ/agents"
 	"github.com/writ-dev/writ/approvals"
+	"github.com/writ-dev/writ/audit"
 	"github.com/writ-dev/writ/oauth"
 	"github.com/writ-dev/writ/store"
 	"github.com/writ-dev/writ/tokens"
@@ -66,6 +68,41 @@ func sha256Hex(s string) string {
 	return hex.EncodeToString(sum[:])
 }
 
+// keptEvidence forwards to writ's real evidence log and keeps a copy of
+// each record; fail makes Append refuse.
+type keptEvidence struct {
+	log  *audit.Log
+	mu   sync.Mutex
+	recs []audit.Record
+	fail error
+}
+
+func (e *keptEvidence) Append(rec audit.Record) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.fail != nil {
+		return e.fail
+	}
+	if err := e.log.Append(rec); err != nil {
+		return err
+	}
+	e.recs = append(e.recs, rec)
+	return nil
+}
+
+func (e *keptEvidence) records() []audit.Record {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return slices.Clone(e.recs)
+}
+
+// refuse makes every later Append fail with err.
+func (e *keptEvidence) refuse(err error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.fail = err
+}
+
 // env is writ's OAuth face (CIBA and the token endpoint) over a real
 // database, approval store, agent registry, revocation store, minter and
 // verifier.
@@ -84,6 +121,7 @@ type env struct {
 	keyring  *tokens.Keyring
 	minter   *tokens.Minter
 	verifier *tokens.Verifier
+	evidence *keptEvidence // the token endpoint's, over a running evidence log
 	srv      *httptest.Server
 	key      *ecdsa.PrivateKey // agent-jwt's signing key
 	idpKey   *ecdsa.PrivateKey // the trusted IdP's signing key
@@ -100,6 +138,8 @@ type envOptions struct {
 	token     oauth.TokenConfig
 	documents oauth.MetadataDocuments
 	http      *http.Client // the directory's client for jwks_uri
+	// noEvidence leaves the token endpoint without an evidence log.
+	noEvidence bool
 }
 
 func newEnv(t testing.TB) *env { return newEnvOpts(t, envOptions{}) }
@@ -133,6 +173,23 @@ func newEnvOpts(t testing.TB, o envOptions) *env {
 	for i := range kek {
 		kek[i] = byte(i)
 	}
+	alog, err := audit.Open(ctx, db, audit.Options{Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.evidence = &keptEvidence{log: alog}
+	runCtx, stop := context.WithCancel(ctx)
+	ran := make(chan error, 1)
+	go func() { ran <- alog.Run(runCtx) }()
+	t.Cleanup(func() {
+		stop()
+		if err := <-ran; err != nil {
+			t.Errorf("evidence log: %v", err)
+		}
+		if err := alog.Close(context.Background()); err != nil {
+			t.Errorf("evidence log: %v", err)
+		}
+	})
 	e.keyring, err = tokens.OpenKeyring(ctx, db, kek, tokens.KeyringOptions{Now: now})
 	if err != nil {
 		t.Fatal(err)
@@ -218,6 +275,10 @@ func newEnvOpts(t testing.TB, o envOptions) *env {
 	onEvent = e.ciba.OnEvent
 	t.Cleanup(func() { e.ciba.Close() })
 	e.ciba.Routes(mux)
+	var evidence oauth.Evidence = e.evidence
+	if o.noEvidence {
+		evidence = nil
+	}
 	e.te, err = oauth.NewTokenEndpoint(oauth.TokenEndpointConfig{
 		Issuer:      e.srv.URL,
 		Token:       o.token,
@@ -228,6 +289,7 @@ func newEnvOpts(t testing.TB, o envOptions) *env {
 		Revocations: e.revs,
 		Resources:   o.resources,
 		CIBA:        e.ciba,
+		Evidence:    evidence,
 		Now:         now,
 		Logger:      logger,
 	})

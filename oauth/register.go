@@ -168,11 +168,6 @@ func (c RegistrationConfig) Validate() error {
 	return nil
 }
 
-// RegistrationEvidence keeps evidence records; *audit.Log is one.
-type RegistrationEvidence interface {
-	Append(rec audit.Record) error
-}
-
 // Registrar serves POST /register (RFC 7591) and GET, PUT and DELETE
 // /register/{client_id} (RFC 7592) over the agent registry.
 //
@@ -195,7 +190,7 @@ type RegistrationEvidence interface {
 type Registrar struct {
 	cfg        RegistrationConfig
 	agents     *agents.Store
-	evidence   RegistrationEvidence
+	evidence   Evidence
 	log        *slog.Logger
 	now        func() time.Time
 	tokens     []initialToken
@@ -211,7 +206,7 @@ type initialToken struct {
 // NewRegistrar returns the registration endpoints for cfg over the agent
 // registry reg. Every registration, update and deletion is an evidence
 // record appended to ev. Under the closed policy reg and ev may be nil.
-func NewRegistrar(cfg RegistrationConfig, reg *agents.Store, ev RegistrationEvidence, logger *slog.Logger) (*Registrar, error) {
+func NewRegistrar(cfg RegistrationConfig, reg *agents.Store, ev Evidence, logger *slog.Logger) (*Registrar, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

@@ -71,38 +71,13 @@ func (l *regLogs) String() string {
 	return l.buf.String()
 }
 
-// regEvidence forwards to writ's real evidence log and keeps a copy of
-// each record; fail makes Append refuse.
-type regEvidence struct {
-	log  *audit.Log
-	mu   sync.Mutex
-	recs []audit.Record
-	fail error
-}
-
-func (e *regEvidence) Append(rec audit.Record) error {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.fail != nil {
-		return e.fail
-	}
-	e.recs = append(e.recs, rec)
-	return e.log.Append(rec)
-}
-
-func (e *regEvidence) records() []audit.Record {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return slices.Clone(e.recs)
-}
-
 // regEnv is a Registrar on a real HTTP server over a real SQLite registry.
 type regEnv struct {
 	t        *testing.T
 	dir      string
 	db       *store.DB
 	agents   *agents.Store
-	evidence *regEvidence
+	evidence *keptEvidence
 	logs     *regLogs
 	clock    *regClock
 	srv      *httptest.Server
@@ -127,7 +102,7 @@ func newRegEnv(t *testing.T, cfg oauth.RegistrationConfig) *regEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.evidence = &regEvidence{log: alog}
+	e.evidence = &keptEvidence{log: alog}
 	e.srv = httptest.NewUnstartedServer(e.mux)
 	e.issuer = "http://" + e.srv.Listener.Addr().String()
 	if cfg.Policy == "" {
@@ -962,7 +937,7 @@ registration:
 	} {
 		c := base
 		c.SoftwareStatements.Issuers = []oauth.StatementIssuer{is}
-		if _, err := oauth.NewRegistrar(c, &agents.Store{}, &regEvidence{}, nil); !errors.Is(err, oauth.ErrConfig) {
+		if _, err := oauth.NewRegistrar(c, &agents.Store{}, &keptEvidence{}, nil); !errors.Is(err, oauth.ErrConfig) {
 			t.Errorf("%s: NewRegistrar = %v, want ErrConfig", name, err)
 		}
 	}

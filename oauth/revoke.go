@@ -18,7 +18,12 @@ import (
 // foreign, another client's) gets the same empty 200 (RFC 7009 section
 // 2.2), so the endpoint tells nobody which tokens exist. A suspended agent
 // may still revoke its tokens.
+//
+// A stored revocation is an evidence record (token_revoked). When the
+// record cannot be kept the revocation still stands and is answered 200:
+// the token is refused either way, and the failure is logged.
 func (t *TokenEndpoint) handleRevoke(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
 	if e := parseForm(w, r); e != nil {
 		writeError(w, e)
 		return
@@ -49,6 +54,9 @@ func (t *TokenEndpoint) handleRevoke(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Retry-After", "1")
 		writeError(w, &oauthError{status: http.StatusServiceUnavailable, code: codeServerError, description: "the revocation could not be stored"})
 		return
+	}
+	if err := t.recordRevoked(r, c, claims, start); err != nil {
+		t.log.Error("revocation not recorded; the token stays revoked", "client_id", c.ID, "jti", jti, "error", err)
 	}
 	t.log.Info("token revoked", "client_id", c.ID, "jti", jti, "expires_at", exp.Time.Format(time.RFC3339))
 	revoked(w)

@@ -99,14 +99,22 @@ type TokenEndpointConfig struct {
 	// CIBA serves the CIBA grant; nil when CIBA is off. It must use
 	// Directory.
 	CIBA *CIBA
+	// Evidence keeps an evidence record of every token issued (outcome
+	// token_issued), every refused token request (token_refused) and every
+	// stored revocation (token_revoked); nil keeps none. A token whose
+	// record is not kept is not handed out: the request is answered 503
+	// server_error. Records name the token's jti, audience, scopes and
+	// expiry, never the token, a client secret or an assertion.
+	Evidence Evidence
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 	// Logger; nothing is logged when nil.
 	Logger *slog.Logger
 }
 
-// grantFunc answers one grant for an authenticated client.
-type grantFunc func(ctx context.Context, c *client, form url.Values) (map[string]any, *oauthError)
+// grantFunc answers one grant for an authenticated client with the token
+// it minted.
+type grantFunc func(ctx context.Context, c *client, form url.Values) (*issuance, *oauthError)
 
 // TokenEndpoint serves POST /token (client_credentials, RFC 8693 token
 // exchange and the CIBA grant), POST /revoke (RFC 7009) and POST
@@ -222,16 +230,17 @@ func (t *TokenEndpoint) Metadata() map[string]any {
 	return m
 }
 
-// handleToken is the token endpoint: authenticate the client, then
-// dispatch on grant_type.
+// handleToken is the token endpoint: authenticate the client, dispatch
+// on grant_type, keep the evidence record, answer.
 func (t *TokenEndpoint) handleToken(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
 	if e := parseForm(w, r); e != nil {
-		writeError(w, e)
+		t.refuse(w, r, nil, e, start)
 		return
 	}
 	c, e := t.dir.authenticate(r, t.audiences("/token"))
 	if e != nil {
-		writeError(w, e)
+		t.refuse(w, r, nil, e, start)
 		return
 	}
 	gt := r.PostForm.Get("grant_type")
@@ -248,33 +257,69 @@ func (t *TokenEndpoint) handleToken(w http.ResponseWriter, r *http.Request) {
 		e = badRequest(codeUnauthorizedClient, "the client is not registered for this grant_type")
 	}
 	if e != nil {
-		t.log.Info("token request refused", "client_id", c.ID, "grant_type", truncate(gt, 80), "error", e.code)
-		writeError(w, e)
+		t.refuse(w, r, c, e, start)
 		return
 	}
-	body, e := grant(r.Context(), c, r.PostForm)
+	iss, e := grant(r.Context(), c, r.PostForm)
 	if e != nil {
-		t.log.Info("token request refused", "client_id", c.ID, "grant_type", gt, "error", e.code, "error_description", e.description)
-		writeError(w, e)
+		t.refuse(w, r, c, e, start)
 		return
 	}
-	writeJSON(w, http.StatusOK, body)
+	if err := t.recordIssued(r, c, gt, iss, start); err != nil {
+		// Without its evidence record the token does not leave writ.
+		t.log.Error("token not issued: evidence record not kept", "client_id", c.ID, "grant_type", gt,
+			"decision_id", iss.req.DecisionID, "jti", iss.minted.JTI, "error", err)
+		w.Header().Set("Retry-After", "1")
+		writeError(w, &oauthError{status: http.StatusServiceUnavailable, code: codeServerError, description: "the token could not be recorded"})
+		return
+	}
+	t.log.Info("token issued", "client_id", c.ID, "grant_type", gt, "user", iss.req.User,
+		"decision_id", iss.req.DecisionID, "token", iss.minted)
+	writeJSON(w, http.StatusOK, iss.body)
+}
+
+// refuse answers a refused token request and records it. c is the
+// authenticated client, nil when there is none. An authorization_pending
+// answer is a poll of a CIBA request still waiting for its user, not a
+// refusal: it is logged but not recorded.
+func (t *TokenEndpoint) refuse(w http.ResponseWriter, r *http.Request, c *client, e *oauthError, start time.Time) {
+	gt := r.PostForm.Get("grant_type")
+	var clientID string
+	if c != nil {
+		clientID = c.ID
+	}
+	t.log.Info("token request refused", "client_id", clientID, "grant_type", truncate(gt, 80),
+		"error", e.code, "error_description", e.description)
+	if e.code != codeAuthorizationPending {
+		t.recordRefused(r, c, gt, e, start)
+	}
+	writeError(w, e)
 }
 
 // mint issues a token endpoint token: never from the mint cache, so each
-// answer has its own jti and can be revoked alone.
-func (t *TokenEndpoint) mint(ctx context.Context, c *client, grant string, req tokens.MintRequest) (tokens.Minted, *oauthError) {
+// answer has its own jti and can be revoked alone. req.DecisionID becomes
+// the id of its evidence record, which names the token's jti; the token
+// itself carries no decision_id, the mark of writ's per-request tokens,
+// which the Check path never accepts back as a credential.
+func (t *TokenEndpoint) mint(ctx context.Context, c *client, grant string, req tokens.MintRequest) (*issuance, *oauthError) {
 	if req.TTL == 0 {
 		req.TTL = t.cfg.Token.TokenTTL
 	}
 	req.NoCache = true
-	minted, err := t.cfg.Minter.Mint(ctx, req)
+	id, e := newDecisionID()
+	if e != nil {
+		t.log.Error("token not minted: no decision id", "client_id", c.ID, "grant_type", grant)
+		return nil, e
+	}
+	req.DecisionID = id
+	claims := req
+	claims.DecisionID = ""
+	minted, err := t.cfg.Minter.Mint(ctx, claims)
 	if err != nil {
 		t.log.Error("token not minted", "client_id", c.ID, "grant_type", grant, "error", err)
-		return tokens.Minted{}, serverError("token could not be issued")
+		return nil, serverError("token could not be issued")
 	}
-	t.log.Info("token issued", "client_id", c.ID, "grant_type", grant, "user", req.User, "token", minted)
-	return minted, nil
+	return &issuance{body: t.tokenResponse(minted), minted: minted, req: req}, nil
 }
 
 // tokenResponse is the RFC 6749 section 5.1 answer for minted.

@@ -109,7 +109,7 @@ func newAuthServer(ctx context.Context, cfg Config, db *store.DB, registry *agen
 	}
 	te, err := oauth.NewTokenEndpoint(oauth.TokenEndpointConfig{
 		Issuer: cfg.Issuer, Token: cfg.TokenEndpoint, Directory: dir, Minter: minter, Verifier: verifier,
-		Keys: keyring, Revocations: revocations, Resources: resourceIDs(cfg.Resources), CIBA: ciba, Logger: logger,
+		Keys: keyring, Revocations: revocations, Resources: resourceIDs(cfg.Resources), CIBA: ciba, Evidence: evidence, Logger: logger,
 	})
 	if err != nil {
 		return fail(err)
