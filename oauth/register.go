@@ -2,7 +2,6 @@ package oauth
 
 import (
 	"bytes"
-	"container/list"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -16,18 +15,14 @@ import (
 	"log/slog"
 	"math"
 	"mime"
-	"net"
 	"net/http"
-	"net/netip"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 	"unicode"
 	"unicode/utf8"
 
 	"github.com/google/uuid"
-	"golang.org/x/time/rate"
 
 	"github.com/writ-dev/writ/agents"
 	"github.com/writ-dev/writ/audit"
@@ -60,15 +55,9 @@ const (
 const (
 	DefaultRegistrationPerMinute = 30
 	DefaultRegistrationBurst     = 10
-	// RegistrationOverallFactor multiplies the per-address rate and burst
-	// into the limit over all addresses together.
-	RegistrationOverallFactor = 10
 	// MaxRegistrationBody caps a registration request body, in bytes;
 	// larger bodies get 413.
 	MaxRegistrationBody = 64 << 10
-	// maxLimitedAddresses bounds the per-address limiters kept; the least
-	// recently seen address is forgotten first.
-	maxLimitedAddresses = 4096
 )
 
 // RegistrationConfig configures dynamic client registration (RFC 7591)
@@ -93,7 +82,7 @@ type RegistrationConfig struct {
 	SoftwareStatements SoftwareStatementConfig `yaml:"software_statements"`
 	// RateLimit limits registration requests per client address, and ten
 	// times that over all addresses.
-	RateLimit RegistrationRateLimit `yaml:"rate_limit"`
+	RateLimit RateLimit `yaml:"rate_limit"`
 	// ClientSecretTTL is how long an issued client_secret works; zero
 	// (default) means it does not expire.
 	ClientSecretTTL time.Duration `yaml:"client_secret_ttl"`
@@ -118,14 +107,6 @@ type InitialAccessToken struct {
 	// Owner and Tenant are given to agents registered with the token.
 	Owner  string `yaml:"owner"`
 	Tenant string `yaml:"tenant"`
-}
-
-// RegistrationRateLimit is a token bucket per client address.
-type RegistrationRateLimit struct {
-	// PerMinute is the sustained rate; 30 when zero.
-	PerMinute int `yaml:"per_minute"`
-	// Burst is how many requests may come at once; 10 when zero.
-	Burst int `yaml:"burst"`
 }
 
 // Enabled reports whether the registration endpoint is served.
@@ -195,7 +176,7 @@ type Registrar struct {
 	now        func() time.Time
 	tokens     []initialToken
 	statements *statementVerifier
-	limiter    *registrationLimiter
+	limiter    *rateLimiter
 }
 
 type initialToken struct {
@@ -244,7 +225,7 @@ func NewRegistrar(cfg RegistrationConfig, reg *agents.Store, ev Evidence, logger
 	if r.statements, err = newStatementVerifier(cfg.SoftwareStatements, cfg.HTTPClient, cfg.Now); err != nil {
 		return nil, err
 	}
-	r.limiter = newRegistrationLimiter(cfg.RateLimit)
+	r.limiter = newRateLimiter(cfg.RateLimit)
 	return r, nil
 }
 
@@ -793,87 +774,6 @@ func (r *Registrar) limit(w http.ResponseWriter, req *http.Request) *oauthError 
 	r.log.Warn("registration: rate limited", "limit", who, "retry_after_s", secs)
 	return &oauthError{status: http.StatusTooManyRequests, code: codeSlowDown,
 		description: "too many registration requests " + who + "; retry after " + strconv.FormatInt(secs, 10) + " seconds"}
-}
-
-// clientAddress is the rate-limit key of a remote address: the IPv4
-// address, or the IPv6 /64.
-func clientAddress(remote string) string {
-	host, _, err := net.SplitHostPort(remote)
-	if err != nil {
-		host = remote
-	}
-	ip, err := netip.ParseAddr(host)
-	if err != nil {
-		return host
-	}
-	ip = ip.Unmap()
-	if ip.Is4() {
-		return ip.String()
-	}
-	p, _ := ip.Prefix(64)
-	return p.String()
-}
-
-// registrationLimiter is a token bucket per address, at most
-// maxLimitedAddresses of them (least recently used forgotten first), and
-// one over all addresses.
-type registrationLimiter struct {
-	perAddr rate.Limit
-	burst   int
-	overall *rate.Limiter
-
-	mu    sync.Mutex
-	addrs map[string]*list.Element // of *addressLimiter
-	lru   *list.List
-}
-
-type addressLimiter struct {
-	key string
-	lim *rate.Limiter
-}
-
-func newRegistrationLimiter(c RegistrationRateLimit) *registrationLimiter {
-	per := rate.Limit(float64(c.PerMinute) / 60)
-	return &registrationLimiter{
-		perAddr: per,
-		burst:   c.Burst,
-		overall: rate.NewLimiter(per*RegistrationOverallFactor, c.Burst*RegistrationOverallFactor),
-		addrs:   map[string]*list.Element{},
-		lru:     list.New(),
-	}
-}
-
-// take spends one token of addr's bucket and one of the overall bucket at
-// now. It returns zero, or how long to wait and which limit ran dry.
-func (l *registrationLimiter) take(addr string, now time.Time) (time.Duration, string) {
-	l.mu.Lock()
-	el, ok := l.addrs[addr]
-	if ok {
-		l.lru.MoveToFront(el)
-	} else {
-		if l.lru.Len() >= maxLimitedAddresses {
-			old := l.lru.Back()
-			l.lru.Remove(old)
-			delete(l.addrs, old.Value.(*addressLimiter).key)
-		}
-		el = l.lru.PushFront(&addressLimiter{key: addr, lim: rate.NewLimiter(l.perAddr, l.burst)})
-		l.addrs[addr] = el
-	}
-	lim := el.Value.(*addressLimiter).lim
-	l.mu.Unlock()
-
-	res := lim.ReserveN(now, 1)
-	if d := res.DelayFrom(now); d > 0 {
-		res.CancelAt(now)
-		return d, "from this address"
-	}
-	all := l.overall.ReserveN(now, 1)
-	if d := all.DelayFrom(now); d > 0 {
-		all.CancelAt(now)
-		res.CancelAt(now)
-		return d, "overall"
-	}
-	return 0, ""
 }
 
 func randomToken(n int) (string, error) {

@@ -9,7 +9,7 @@ import (
 // The per-address limiters are bounded: the least recently seen address
 // is forgotten first, and a recently seen one keeps its bucket.
 func TestRegistrationLimiterBounded(t *testing.T) {
-	l := newRegistrationLimiter(RegistrationRateLimit{PerMinute: 1, Burst: 1})
+	l := newRateLimiter(RateLimit{PerMinute: 1, Burst: 1})
 	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
 	l.overall.SetBurstAt(now, 1<<30)
 	l.overall.SetLimitAt(now, 1<<30)

@@ -111,7 +111,7 @@ func newRegEnv(t *testing.T, cfg oauth.RegistrationConfig) *regEnv {
 	cfg.Issuer = e.issuer
 	cfg.Now = e.clock.Now
 	if cfg.RateLimit.Burst == 0 {
-		cfg.RateLimit = oauth.RegistrationRateLimit{PerMinute: 6000, Burst: 1000}
+		cfg.RateLimit = oauth.RateLimit{PerMinute: 6000, Burst: 1000}
 	}
 	reg, err := oauth.NewRegistrar(cfg, e.agents, e.evidence, logger)
 	if err != nil {
@@ -810,7 +810,7 @@ func TestRegisterConcurrently(t *testing.T) {
 }
 
 func TestRegisterRateLimit(t *testing.T) {
-	e := newRegEnv(t, oauth.RegistrationConfig{RateLimit: oauth.RegistrationRateLimit{PerMinute: 60, Burst: 2}})
+	e := newRegEnv(t, oauth.RegistrationConfig{RateLimit: oauth.RateLimit{PerMinute: 60, Burst: 2}})
 	post := func(addr string) *httptest.ResponseRecorder {
 		req := httptest.NewRequest(http.MethodPost, "/register", strings.NewReader("{}"))
 		req.Header.Set("Content-Type", "application/json")
@@ -899,7 +899,7 @@ registration:
 	c := got.Registration
 	if c.Policy != "initial_access_token" || c.NewAgents != "active" || len(c.InitialAccessTokens) != 1 ||
 		c.InitialAccessTokens[0].Tenant != "acme" || c.SoftwareStatements.Issuers[0].JWKSFile != "/etc/writ/software-jwks.json" ||
-		c.SoftwareStatements.ApprovedSoftwareIDs[0] != "app-1" || c.RateLimit != (oauth.RegistrationRateLimit{PerMinute: 30, Burst: 10}) ||
+		c.SoftwareStatements.ApprovedSoftwareIDs[0] != "app-1" || c.RateLimit != (oauth.RateLimit{PerMinute: 30, Burst: 10}) ||
 		c.ClientSecretTTL != 24*time.Hour || !c.MetadataDocuments || !c.Enabled() {
 		t.Errorf("decoded %+v", c)
 	}

@@ -43,6 +43,11 @@ type TokenConfig struct {
 	// MaxDelegationDepth is the most actors a token from token exchange may
 	// name in its act chain, the exchanging agent included; 4 when zero.
 	MaxDelegationDepth int `yaml:"max_delegation_depth"`
+	// FailedAuthLimit bounds failed client authentications per client
+	// address at every endpoint that authenticates clients (the
+	// directory's DirectoryConfig.FailedAuthLimit); 60 a minute, burst 20
+	// when zero.
+	FailedAuthLimit RateLimit `yaml:"failed_auth_limit"`
 }
 
 // Validate reports a configuration that cannot be used.
@@ -52,6 +57,9 @@ func (c TokenConfig) Validate() error {
 	}
 	if c.MaxDelegationDepth < 0 {
 		return fmt.Errorf("%w: token_endpoint.max_delegation_depth is negative", ErrConfig)
+	}
+	if c.FailedAuthLimit.PerMinute < 0 || c.FailedAuthLimit.Burst < 0 {
+		return fmt.Errorf("%w: token_endpoint.failed_auth_limit is negative", ErrConfig)
 	}
 	return nil
 }
@@ -290,7 +298,9 @@ func (t *TokenEndpoint) refuse(w http.ResponseWriter, r *http.Request, c *client
 	}
 	t.log.Info("token request refused", "client_id", clientID, "grant_type", truncate(gt, 80),
 		"error", e.code, "error_description", e.description)
-	if e.code != codeAuthorizationPending {
+	// Neither a pending poll nor an address past its failed-authentication
+	// allowance is recorded: both can come as fast as a caller sends them.
+	if e.code != codeAuthorizationPending && e.status != http.StatusTooManyRequests {
 		t.recordRefused(r, c, gt, e, start)
 	}
 	writeError(w, e)
