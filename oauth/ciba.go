@@ -516,9 +516,6 @@ func writeError(w http.ResponseWriter, e *oauthError) {
 		}
 		w.Header().Set("WWW-Authenticate", challenge)
 	}
-	if e.retryAfter > 0 {
-		w.Header().Set("Retry-After", strconv.Itoa(e.retryAfter))
-	}
 	writeJSON(w, e.status, map[string]string{"error": e.code, "error_description": e.description})
 }
 

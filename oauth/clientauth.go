@@ -69,22 +69,6 @@ func serverError(description string) *oauthError {
 // are the values a client assertion's aud may name. A metadata-document
 // client that authenticates for the first time is registered as an agent.
 func (d *Directory) authenticate(r *http.Request, audiences []string) (*client, *oauthError) {
-	// Failed client authentications are limited per address: once an
-	// address has spent its allowance, it is refused (429) before any
-	// secret is compared or assertion parsed, and nothing is recorded.
-	addr, now := clientAddress(r.RemoteAddr), d.now()
-	if d.failures.dry(addr, now) {
-		return nil, &oauthError{status: http.StatusTooManyRequests, code: codeSlowDown, retryAfter: 60,
-			description: "too many failed client authentications; retry later"}
-	}
-	c, e := d.authenticateOnce(r, audiences)
-	if e != nil && e.code == codeInvalidClient {
-		d.failures.take(addr, now)
-	}
-	return c, e
-}
-
-func (d *Directory) authenticateOnce(r *http.Request, audiences []string) (*client, *oauthError) {
 	form := r.PostForm
 	user, pass, hasBasic := r.BasicAuth()
 	assertion := form.Get("client_assertion")

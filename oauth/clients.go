@@ -58,12 +58,6 @@ const (
 	purgeEvery = time.Minute
 )
 
-// Defaults of DirectoryConfig.FailedAuthLimit.
-const (
-	DefaultFailedAuthPerMinute = 60
-	DefaultFailedAuthBurst     = 20
-)
-
 // DirectoryConfig configures a Directory.
 type DirectoryConfig struct {
 	// Clients are the clients configured by the operator (the CIBA
@@ -93,11 +87,6 @@ type DirectoryConfig struct {
 	// KeysTTL is how long a fetched jwks_uri key set is used before it is
 	// fetched again; 5 minutes when zero.
 	KeysTTL time.Duration
-	// FailedAuthLimit bounds failed client authentications per client
-	// address (and ten times that overall), at every endpoint that
-	// authenticates clients; past it the address is answered 429 without
-	// any secret being compared. Default 60 a minute, burst 20.
-	FailedAuthLimit RateLimit
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 	// Logger; nothing is logged when nil.
@@ -127,7 +116,6 @@ type Directory struct {
 
 	purgeMu   sync.Mutex
 	lastPurge time.Time
-	failures  *rateLimiter // failed client authentications per address
 }
 
 // client is one client as the endpoints see it.
@@ -210,15 +198,6 @@ func NewDirectory(cfg DirectoryConfig) (*Directory, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	if cfg.FailedAuthLimit.PerMinute < 0 || cfg.FailedAuthLimit.Burst < 0 {
-		return nil, fmt.Errorf("%w: negative failed-authentication limit", ErrConfig)
-	}
-	if cfg.FailedAuthLimit.PerMinute == 0 {
-		cfg.FailedAuthLimit.PerMinute = DefaultFailedAuthPerMinute
-	}
-	if cfg.FailedAuthLimit.Burst == 0 {
-		cfg.FailedAuthLimit.Burst = DefaultFailedAuthBurst
-	}
 	if cfg.HTTPClient == nil {
 		cfg.HTTPClient = &http.Client{
 			Timeout:       10 * time.Second,
@@ -238,7 +217,6 @@ func NewDirectory(cfg DirectoryConfig) (*Directory, error) {
 		log:       cfg.Logger,
 		replays:   &replayCache{seen: map[string]time.Time{}},
 		keys:      map[string]*keySet{},
-		failures:  newRateLimiter(cfg.FailedAuthLimit),
 	}
 	for _, cl := range cfg.Clients {
 		if _, dup := d.static[cl.ID]; dup {

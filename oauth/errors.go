@@ -39,8 +39,6 @@ type oauthError struct {
 	// basic asks for a WWW-Authenticate: Basic challenge (RFC 6749
 	// section 5.2, invalid_client after HTTP Basic authentication).
 	basic bool
-	// retryAfter, in seconds, is sent as Retry-After when positive.
-	retryAfter int
 }
 
 func (e *oauthError) Error() string { return e.code + ": " + e.description }

@@ -2,11 +2,9 @@ package oauth
 
 import (
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
@@ -28,12 +26,8 @@ const (
 )
 
 // maxReason caps the reason of a refusal record, in bytes: parts of it
-// (a repeated parameter's name, a claimed client id) come from the caller.
+// (a repeated parameter's name, a grant type) come from the caller.
 const maxReason = 512
-
-// maxClaimed caps a claimed, unauthenticated client id in a refusal
-// record, in bytes.
-const maxClaimed = 256
 
 // issuance is a token a grant minted: the answer to send, and what its
 // evidence record tells about it.
@@ -98,11 +92,9 @@ func (t *TokenEndpoint) recordIssued(r *http.Request, c *client, grantType strin
 	})
 }
 
-// recordRefused appends the evidence record of a refused token request.
-// c is the authenticated client, nil when authentication failed or was not
-// reached; the client id the caller claimed is then named in the reason as
-// a claim, never in Agent. A refusal is answered whether or not its record
-// is kept.
+// recordRefused appends the evidence record of a token request refused to
+// the authenticated client c. A refusal is answered whether or not its
+// record is kept.
 func (t *TokenEndpoint) recordRefused(r *http.Request, c *client, grantType string, e *oauthError, start time.Time) {
 	if t.cfg.Evidence == nil {
 		return
@@ -128,46 +120,16 @@ func (t *TokenEndpoint) recordRefused(r *http.Request, c *client, grantType stri
 		DecisionID:    id,
 		Time:          t.now(),
 		Request:       evidenceRequest(r),
+		Agent:         c.ID,
+		Tenant:        c.Tenant,
 		Outcome:       outcomeTokenRefused,
 		Status:        e.status,
 		LatencyMicros: time.Since(start).Microseconds(),
-	}
-	if c != nil {
-		rec.Agent, rec.Tenant = c.ID, c.Tenant
-	} else if claimed := claimedClient(r); claimed != "" {
-		b.WriteString("; claimed client_id ")
-		b.WriteString(strconv.Quote(truncate(claimed, maxClaimed)))
 	}
 	rec.Reason = truncate(b.String(), maxReason)
 	if err := t.cfg.Evidence.Append(rec); err != nil {
 		t.log.Error("token refusal not recorded", "decision_id", id, "error", err)
 	}
-}
-
-// claimedClient is the client id an unauthenticated request names: the
-// HTTP Basic user name, the client assertion's iss (read unverified), or
-// the client_id parameter. Never the secret or the assertion itself; a
-// claim that is not printable text is dropped.
-func claimedClient(r *http.Request) string {
-	var id string
-	if user, _, ok := r.BasicAuth(); ok {
-		id = user
-		if u, err := url.QueryUnescape(user); err == nil {
-			id = u
-		}
-	} else if a := r.PostForm.Get("client_assertion"); a != "" && len(a) <= tokens.MaxTokenSize {
-		var claims jwt.RegisteredClaims
-		if _, _, err := jwt.NewParser().ParseUnverified(a, &claims); err == nil {
-			id = claims.Issuer
-		}
-	}
-	if id == "" {
-		id = r.PostForm.Get("client_id")
-	}
-	if strings.ContainsFunc(id, func(r rune) bool { return !unicode.IsPrint(r) }) {
-		return ""
-	}
-	return id
 }
 
 // recordRevoked appends the evidence record of a stored revocation of the

@@ -140,8 +140,6 @@ type envOptions struct {
 	http      *http.Client // the directory's client for jwks_uri
 	// noEvidence leaves the token endpoint without an evidence log.
 	noEvidence bool
-	// failedAuth is the directory's failed-authentication limit.
-	failedAuth oauth.RateLimit
 }
 
 func newEnv(t testing.TB) *env { return newEnvOpts(t, envOptions{}) }
@@ -245,13 +243,12 @@ func newEnvOpts(t testing.TB, o envOptions) *env {
 			{ID: jwtClient, JWKS: jwksOf(t, &e.key.PublicKey)},
 			{ID: pingClient, SecretHash: sha256Hex(secret), DeliveryMode: oauth.DeliveryPing, NotificationEndpoint: pingSrv.URL + "/cb"},
 		},
-		Agents:          e.agents,
-		Documents:       o.documents,
-		DB:              db,
-		HTTPClient:      o.http,
-		FailedAuthLimit: o.failedAuth,
-		Now:             now,
-		Logger:          logger,
+		Agents:     e.agents,
+		Documents:  o.documents,
+		DB:         db,
+		HTTPClient: o.http,
+		Now:        now,
+		Logger:     logger,
 	})
 	if err != nil {
 		t.Fatal(err)

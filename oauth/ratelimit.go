@@ -107,15 +107,3 @@ func (l *rateLimiter) take(addr string, now time.Time) (time.Duration, string) {
 	}
 	return 0, ""
 }
-
-// dry reports whether addr's bucket, or the overall one, is empty at now,
-// without spending from either.
-func (l *rateLimiter) dry(addr string, now time.Time) bool {
-	if l.overall.TokensAt(now) < 1 {
-		return true
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	el, ok := l.addrs[addr]
-	return ok && el.Value.(*addressLimiter).lim.TokensAt(now) < 1
-}

@@ -43,11 +43,6 @@ type TokenConfig struct {
 	// MaxDelegationDepth is the most actors a token from token exchange may
 	// name in its act chain, the exchanging agent included; 4 when zero.
 	MaxDelegationDepth int `yaml:"max_delegation_depth"`
-	// FailedAuthLimit bounds failed client authentications per client
-	// address at every endpoint that authenticates clients (the
-	// directory's DirectoryConfig.FailedAuthLimit); 60 a minute, burst 20
-	// when zero.
-	FailedAuthLimit RateLimit `yaml:"failed_auth_limit"`
 }
 
 // Validate reports a configuration that cannot be used.
@@ -57,9 +52,6 @@ func (c TokenConfig) Validate() error {
 	}
 	if c.MaxDelegationDepth < 0 {
 		return fmt.Errorf("%w: token_endpoint.max_delegation_depth is negative", ErrConfig)
-	}
-	if c.FailedAuthLimit.PerMinute < 0 || c.FailedAuthLimit.Burst < 0 {
-		return fmt.Errorf("%w: token_endpoint.failed_auth_limit is negative", ErrConfig)
 	}
 	return nil
 }
@@ -298,9 +290,11 @@ func (t *TokenEndpoint) refuse(w http.ResponseWriter, r *http.Request, c *client
 	}
 	t.log.Info("token request refused", "client_id", clientID, "grant_type", truncate(gt, 80),
 		"error", e.code, "error_description", e.description)
-	// Neither a pending poll nor an address past its failed-authentication
-	// allowance is recorded: both can come as fast as a caller sends them.
-	if e.code != codeAuthorizationPending && e.status != http.StatusTooManyRequests {
+	// A refusal is evidence about an identity: a request from a client that
+	// did not authenticate names nobody (it is logged above), and a pending
+	// poll is not a refusal. Neither is recorded, so neither can flood the
+	// evidence log as fast as a caller sends requests.
+	if c != nil && e.code != codeAuthorizationPending {
 		t.recordRefused(r, c, gt, e, start)
 	}
 	writeError(w, e)

@@ -80,14 +80,13 @@ func newAuthServer(ctx context.Context, cfg Config, db *store.DB, registry *agen
 	// metadata documents and jwks_uri key sets.
 	docs := agents.NewDocuments(agents.DocumentOptions{})
 	dirCfg := oauth.DirectoryConfig{
-		Clients:         clients,
-		Agents:          registry,
-		DocumentStatus:  newAgentStatus(cfg.Registration),
-		DocumentTenant:  cfg.Registration.Tenant,
-		DB:              db,
-		HTTPClient:      docs.HTTPClient(),
-		FailedAuthLimit: cfg.TokenEndpoint.FailedAuthLimit,
-		Logger:          logger,
+		Clients:        clients,
+		Agents:         registry,
+		DocumentStatus: newAgentStatus(cfg.Registration),
+		DocumentTenant: cfg.Registration.Tenant,
+		DB:             db,
+		HTTPClient:     docs.HTTPClient(),
+		Logger:         logger,
 	}
 	if cfg.Registration.MetadataDocuments {
 		dirCfg.Documents = docs
