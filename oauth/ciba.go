@@ -287,6 +287,13 @@ func (c *CIBA) parseAuthRequest(r *http.Request, client *client) (*authRequest, 
 	if !hasOpenID {
 		return fail(badRequest(codeInvalidScope, "scope must include openid"))
 	}
+	// What the user is asked to approve never reaches past what the agent
+	// registered (openid aside: it names the user, not a permission).
+	for _, s := range scopes {
+		if client.hasScope && s != "openid" && !slices.Contains(client.Scopes, s) {
+			return fail(badRequest(codeInvalidScope, "scope is wider than the client's registered scope"))
+		}
+	}
 	if f.Has("user_code") {
 		return fail(badRequest(codeInvalidRequest, "user_code is not supported"))
 	}

@@ -35,18 +35,29 @@ const assertionLeeway = 30 * time.Second
 // replayCache remembers client assertion jti values until they expire: the
 // fast path before the shared spent_assertions table.
 type replayCache struct {
-	mu   sync.Mutex
-	seen map[string]time.Time // client id + NUL + jti → exp
+	mu    sync.Mutex
+	seen  map[string]time.Time // client id + NUL + jti → exp
+	swept time.Time            // when expired entries were last dropped
 }
+
+// replaySweep is how often remember drops expired entries: a sweep walks
+// the whole map, so it must not run on every assertion.
+const replaySweep = 10 * time.Second
 
 // remember records key and reports whether it was new.
 func (r *replayCache) remember(key string, exp, now time.Time) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for k, e := range r.seen {
-		if !e.After(now) {
-			delete(r.seen, k)
+	if now.Sub(r.swept) >= replaySweep {
+		for k, e := range r.seen {
+			if !e.After(now) {
+				delete(r.seen, k)
+			}
 		}
+		r.swept = now
+	}
+	if e, ok := r.seen[key]; ok && e.After(now) {
+		return false
 	}
 	if _, ok := r.seen[key]; ok {
 		return false

@@ -424,6 +424,10 @@ func (d *Directory) keysFor(ctx context.Context, c *client, refresh bool) (keyfu
 }
 
 func (d *Directory) fetchKeys(ctx context.Context, uri string) (keyfunc.Keyfunc, error) {
+	// Keys fetched in the clear could be swapped on the way.
+	if u, err := url.Parse(uri); err != nil || u.Scheme != "https" {
+		return nil, fmt.Errorf("oauth: jwks_uri must be https")
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, uri, nil)
 	if err != nil {
 		return nil, fmt.Errorf("oauth: jwks_uri: %w", err)

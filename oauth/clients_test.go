@@ -120,7 +120,7 @@ type jwksServer struct {
 
 func newJWKSServer(t *testing.T, body []byte) *jwksServer {
 	s := &jwksServer{body: body}
-	s.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+	s.srv = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		s.fetches.Add(1)
 		s.mu.Lock()
 		defer s.mu.Unlock()
@@ -138,8 +138,9 @@ func (s *jwksServer) set(body []byte) {
 }
 
 func TestJWKSURIClient(t *testing.T) {
-	e := newEnv(t)
-	keys := newJWKSServer(t, jwksOf(t, &e.key.PublicKey))
+	keys := newJWKSServer(t, nil)
+	e := newEnvOpts(t, envOptions{http: keys.srv.Client()})
+	keys.set(jwksOf(t, &e.key.PublicKey))
 	e.register(agentSpec{id: "remote", jwksURI: keys.srv.URL, grants: ccGrants})
 	cc := func() url.Values { return url.Values{"grant_type": {"client_credentials"}, "resource": {resourceA}} }
 	for range 2 {
@@ -171,10 +172,27 @@ func TestJWKSURIClient(t *testing.T) {
 }
 
 func TestJWKSURITooLarge(t *testing.T) {
-	e := newEnv(t)
 	keys := newJWKSServer(t, []byte(`{"keys":[`+strings.Repeat(" ", 300<<10)+`]}`))
+	e := newEnvOpts(t, envOptions{http: keys.srv.Client()})
 	e.register(agentSpec{id: "remote", jwksURI: keys.srv.URL, grants: ccGrants})
 	wantError(t, e.post("/token", e.assertionFor("remote", e.key, nil), url.Values{"grant_type": {"client_credentials"}, "resource": {resourceA}}), 401, "invalid_client")
+	if n := keys.fetches.Load(); n == 0 {
+		t.Errorf("never fetched: refused before its size was seen")
+	}
+}
+
+// Keys fetched in the clear could be swapped on the way: an http
+// jwks_uri is never fetched.
+func TestJWKSURIMustBeHTTPS(t *testing.T) {
+	var fetches atomic.Int32
+	plain := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { fetches.Add(1) }))
+	t.Cleanup(plain.Close)
+	e := newEnvOpts(t, envOptions{http: plain.Client()})
+	e.register(agentSpec{id: "remote", jwksURI: plain.URL, grants: ccGrants})
+	wantError(t, e.post("/token", e.assertionFor("remote", e.key, nil), url.Values{"grant_type": {"client_credentials"}, "resource": {resourceA}}), 401, "invalid_client")
+	if n := fetches.Load(); n != 0 {
+		t.Errorf("an http jwks_uri was fetched %d times", n)
+	}
 }
 
 // documents is a MetadataDocuments serving fixed documents.

@@ -72,6 +72,10 @@ func (t *TokenEndpoint) exchange(ctx context.Context, c *client, form url.Values
 	if sub == "" {
 		return nil, badRequest(codeInvalidRequest, "the subject_token is an agent's own token, not a user's")
 	}
+	// An agent of one tenant never acts inside another's.
+	if c.Tenant != "" && subject.Tenant != "" && c.Tenant != subject.Tenant {
+		return nil, badRequest(codeInvalidRequest, "the subject_token's tenant is not the agent's")
+	}
 	chain := append([]string{c.ID}, subject.Actors...)
 	if len(chain) > t.maxDepth {
 		return nil, badRequest(codeInvalidRequest, "the delegation chain would be deeper than the maximum")

@@ -148,6 +148,11 @@ func (c *Config) Validate() error {
 	if c.DataDir == "" {
 		return errors.New("config: data_dir is required")
 	}
+	if strings.HasSuffix(c.Issuer, "/") {
+		// iss is compared exactly: "https://writ/" and "https://writ" are
+		// different issuers to every verifier, writ's own included.
+		return fmt.Errorf("config: issuer: %q must not end with /", c.Issuer)
+	}
 	for i, iss := range c.TrustedIssuers {
 		if err := iss.Validate(); err != nil {
 			return fmt.Errorf("config: trusted_issuers[%d].%w", i, err)

@@ -74,6 +74,7 @@ func TestConfigErrors(t *testing.T) {
 		{"ttl too long", "tokens:\n  max_ttl: 48h\n", "config: tokens.max_ttl: 48h0m0s is outside (0, 24h]"},
 		{"bad algorithm", "tokens:\n  algorithm: HS256\n", `config: tokens.algorithm: "HS256" is not one of ES256, RS256, EdDSA`},
 		{"bad log level", "log:\n  level: loud\n", `config: log.level: "loud" is not one of debug, info, warn, error`},
+		{"issuer with a trailing slash", "issuer: https://writ.example/\n", `config: issuer: "https://writ.example/" must not end with /`},
 		{"bad unknown-agent rule", "agents:\n  unknown: maybe\n", `config: agents.unknown: "maybe" is not allow or deny`},
 		{"agents refresh too slow", "agents:\n  refresh: 5m\n", "config: agents.refresh: 5m0s is outside [0, 1m]"},
 		{"issuer with HS256", "trusted_issuers:\n  - issuer: https://a\n    jwks_file: k.json\n    audiences: [x]\n    algorithms: [HS256]\n", `config: trusted_issuers[0].algorithms: "HS256" is not allowed`},
