@@ -75,6 +75,12 @@ type DirectoryConfig struct {
 	DocumentStatus agents.Status
 	// DocumentTenant is the tenant of those agents.
 	DocumentTenant string
+	// DocumentScopes and DocumentGrants bound what a metadata-document
+	// client may use, as registration's allowlists bound registered
+	// agents: its document's scope and grant_types are cut to them (a
+	// document naming no scope gets DocumentScopes). Nil leaves documents
+	// unbounded.
+	DocumentScopes, DocumentGrants []string
 	// DB holds spent client-assertion ids (spent_assertions), so that every
 	// replica refuses a replayed assertion. When nil, replays are refused
 	// by this process only.
@@ -114,8 +120,9 @@ type Directory struct {
 	keysMu sync.Mutex
 	keys   map[string]*keySet // by client_id
 
-	purgeMu   sync.Mutex
-	lastPurge time.Time
+	purgeMu              sync.Mutex
+	lastPurge            time.Time
+	docScopes, docGrants []string
 }
 
 // client is one client as the endpoints see it.
@@ -210,6 +217,8 @@ func NewDirectory(cfg DirectoryConfig) (*Directory, error) {
 		docs:      cfg.Documents,
 		docStatus: cfg.DocumentStatus,
 		docTenant: cfg.DocumentTenant,
+		docScopes: cfg.DocumentScopes,
+		docGrants: cfg.DocumentGrants,
 		db:        cfg.DB,
 		http:      cfg.HTTPClient,
 		keysTTL:   cfg.KeysTTL,
@@ -322,6 +331,16 @@ func (d *Directory) documentClient(ctx context.Context, id string) (*client, err
 	c.document = true
 	c.name = meta.ClientName
 	c.Tenant = d.docTenant
+	if d.docGrants != nil {
+		c.Grants = slices.DeleteFunc(c.Grants, func(g string) bool { return !slices.Contains(d.docGrants, g) })
+	}
+	if d.docScopes != nil {
+		if !c.hasScope {
+			c.Scopes = slices.Clone(d.docScopes)
+		}
+		c.Scopes = slices.DeleteFunc(c.Scopes, func(s string) bool { return !slices.Contains(d.docScopes, s) })
+		c.hasScope = true
+	}
 	if d.agents != nil {
 		if st, known := d.agents.Status(ctx, id); known {
 			c.Status = agents.Status(st)

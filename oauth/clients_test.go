@@ -266,6 +266,31 @@ func TestMetadataDocumentClient(t *testing.T) {
 	})
 }
 
+// A metadata document is bounded as a registration is: its scope and grant
+// types are cut to what the operator lets agents register.
+func TestMetadataDocumentBounds(t *testing.T) {
+	const id = "https://agent.example/client.json"
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	docs := documents{id: {TokenEndpointAuthMethod: "private_key_jwt", JWKS: jwksOf(t, &key.PublicKey),
+		GrantTypes: []string{oauth.GrantTypeClientCredentials, oauth.GrantTypeTokenExchange}, Scope: "tools.read admin"}}
+	e := newEnvOpts(t, envOptions{documents: docs, docScopes: []string{"tools.read"}, docGrants: []string{oauth.GrantTypeClientCredentials}})
+	cc := func(scope string) url.Values {
+		return url.Values{"grant_type": {"client_credentials"}, "resource": {resourceA}, "scope": {scope}}
+	}
+	e.post("/token", e.assertionFor(id, key, nil), cc("tools.read")) // registers the agent, pending
+	if err := e.agents.Approve(context.Background(), id, "user:op"); err != nil {
+		t.Fatal(err)
+	}
+	wantError(t, e.post("/token", e.assertionFor(id, key, nil), cc("admin")), 400, "invalid_scope")
+	if r := e.post("/token", e.assertionFor(id, key, nil), cc("tools.read")); r.Status != 200 || r.str("scope") != "tools.read" {
+		t.Fatalf("allowed scope: %d %v", r.Status, r.Body)
+	}
+	wantError(t, e.exchange(e.assertionFor(id, key, nil), e.idpToken(nil), nil), 400, "unauthorized_client")
+}
+
 func TestNewDirectoryConfigErrors(t *testing.T) {
 	for name, cfg := range map[string]oauth.DirectoryConfig{
 		"suspended document agents":  {DocumentStatus: agents.Suspended},

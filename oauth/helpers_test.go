@@ -140,6 +140,8 @@ type envOptions struct {
 	http      *http.Client // the directory's client for jwks_uri
 	// noEvidence leaves the token endpoint without an evidence log.
 	noEvidence bool
+	// docScopes and docGrants bound metadata-document clients.
+	docScopes, docGrants []string
 }
 
 func newEnv(t testing.TB) *env { return newEnvOpts(t, envOptions{}) }
@@ -243,12 +245,14 @@ func newEnvOpts(t testing.TB, o envOptions) *env {
 			{ID: jwtClient, JWKS: jwksOf(t, &e.key.PublicKey)},
 			{ID: pingClient, SecretHash: sha256Hex(secret), DeliveryMode: oauth.DeliveryPing, NotificationEndpoint: pingSrv.URL + "/cb"},
 		},
-		Agents:     e.agents,
-		Documents:  o.documents,
-		DB:         db,
-		HTTPClient: o.http,
-		Now:        now,
-		Logger:     logger,
+		Agents:         e.agents,
+		Documents:      o.documents,
+		DocumentScopes: o.docScopes,
+		DocumentGrants: o.docGrants,
+		DB:             db,
+		HTTPClient:     o.http,
+		Now:            now,
+		Logger:         logger,
 	})
 	if err != nil {
 		t.Fatal(err)
