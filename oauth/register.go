@@ -16,6 +16,7 @@ import (
 	"math"
 	"mime"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -86,6 +87,17 @@ type RegistrationConfig struct {
 	// ClientSecretTTL is how long an issued client_secret works; zero
 	// (default) means it does not expire.
 	ClientSecretTTL time.Duration `yaml:"client_secret_ttl"`
+	// Scopes are the scopes an agent may register; a request or software
+	// statement naming any other is invalid_client_metadata. writ's
+	// configuration fills an empty list with the scopes of the configured
+	// resources; when that is empty too, no scope may be registered (a
+	// registration without a scope always may).
+	Scopes []string `yaml:"scopes"`
+	// GrantTypes are the grant types an agent may register; empty means
+	// client_credentials and token exchange. The CIBA grant, with which an
+	// agent can ask any user for an approval, is registrable only when
+	// listed here.
+	GrantTypes []string `yaml:"grant_types"`
 	// MetadataDocuments accepts https URLs as client_id (Client ID Metadata
 	// Documents). It is read by the client directory, not by the Registrar.
 	MetadataDocuments bool `yaml:"metadata_documents"`
@@ -111,6 +123,15 @@ type InitialAccessToken struct {
 
 // Enabled reports whether the registration endpoint is served.
 func (c RegistrationConfig) Enabled() bool { return c.Policy != "" && c.Policy != PolicyClosed }
+
+// AllowedGrantTypes are the grant types an agent may register:
+// GrantTypes, or the default (client_credentials and token exchange).
+func (c RegistrationConfig) AllowedGrantTypes() []string {
+	if len(c.GrantTypes) == 0 {
+		return slices.Clone(defaultRegistrationGrants)
+	}
+	return slices.Clone(c.GrantTypes)
+}
 
 // Validate checks c. Key sets are read by NewRegistrar.
 func (c RegistrationConfig) Validate() error {
@@ -146,8 +167,26 @@ func (c RegistrationConfig) Validate() error {
 	if c.ClientSecretTTL < 0 {
 		return fmt.Errorf("%w: negative client_secret_ttl", ErrConfig)
 	}
+	for i, s := range c.Scopes {
+		if !isScopeToken(s) {
+			return fmt.Errorf("%w: scopes[%d] is not a scope token (RFC 6749 section 3.3)", ErrConfig, i)
+		}
+	}
+	for i, g := range c.GrantTypes {
+		if !slices.Contains(registrableGrants, g) {
+			return fmt.Errorf("%w: grant_types[%d] %q (want %s)", ErrConfig, i, g, strings.Join(registrableGrants, ", "))
+		}
+	}
 	return nil
 }
+
+// registrableGrants are the grant types writ serves to registered agents.
+var registrableGrants = []string{agents.GrantClientCredentials, agents.GrantTokenExchange, agents.GrantCIBA}
+
+// defaultRegistrationGrants are the grant types an agent may register when
+// RegistrationConfig.GrantTypes is empty: not CIBA, with which an agent
+// can ask any user for an approval.
+var defaultRegistrationGrants = []string{agents.GrantClientCredentials, agents.GrantTokenExchange}
 
 // Registrar serves POST /register (RFC 7591) and GET, PUT and DELETE
 // /register/{client_id} (RFC 7592) over the agent registry.
@@ -168,6 +207,27 @@ func (c RegistrationConfig) Validate() error {
 // slow_down: no registry defines a rate-limit code for registration, and
 // slow_down (RFC 8628 section 3.5) is the registered code that means
 // exactly "ask less often".
+//
+// What may be registered: a registration or update naming a scope outside
+// RegistrationConfig.Scopes, or a grant type outside
+// RegistrationConfig.GrantTypes, is invalid_client_metadata, whether the
+// request or its software statement names it. An update may not widen the
+// registration either (RFC 7592 section 2.2 lets the server refuse or
+// replace values): its scope must lie within the registered scope, its
+// grant types within the registered ones, and an agent registered with a
+// scope that keeps the token exchange grant must keep a scope (without one
+// an exchange is bounded only by the subject token). An agent that needs
+// more registers again, and is reviewed again. Keys (jwks, jwks_uri) and
+// the other fields may change.
+//
+// Who may change a registration: only an active agent updates its
+// registration. A suspended agent may neither update nor delete it (a
+// delete would erase the suspension, an update change what was suspended)
+// and a pending agent may not update what the
+// operator is reviewing, though it may withdraw it with a delete. Both get
+// 403 (RFC 7592 sections 2.2 and 2.3) with the error code access_denied
+// (RFC 6749 section 4.1.2.1: the authorization server denied the request);
+// RFC 7592 defines no code for it. Reading stays allowed in every status.
 type Registrar struct {
 	cfg        RegistrationConfig
 	agents     *agents.Store
@@ -200,6 +260,9 @@ func NewRegistrar(cfg RegistrationConfig, reg *agents.Store, ev Evidence, logger
 	}
 	if cfg.NewAgents == "" {
 		cfg.NewAgents = string(agents.Pending)
+	}
+	if len(cfg.GrantTypes) == 0 {
+		cfg.GrantTypes = defaultRegistrationGrants
 	}
 	if cfg.RateLimit.PerMinute == 0 {
 		cfg.RateLimit.PerMinute = DefaultRegistrationPerMinute
@@ -292,6 +355,10 @@ func (r *Registrar) handleRegister(w http.ResponseWriter, req *http.Request) {
 		r.writeError(w, e)
 		return
 	}
+	if e := r.checkAllowed(meta); e != nil {
+		r.writeError(w, e)
+		return
+	}
 	r.register(w, req, meta, g)
 }
 
@@ -359,6 +426,10 @@ func (r *Registrar) handleUpdate(w http.ResponseWriter, req *http.Request) {
 		r.writeError(w, e)
 		return
 	}
+	if e := r.mayChange(req, a); e != nil {
+		r.writeError(w, e)
+		return
+	}
 	fields, e := readRegistrationBody(w, req)
 	if e != nil {
 		r.writeError(w, e)
@@ -383,6 +454,14 @@ func (r *Registrar) handleUpdate(w http.ResponseWriter, req *http.Request) {
 	}
 	meta, e := metadataFromFields(fields)
 	if e != nil {
+		r.writeError(w, e)
+		return
+	}
+	if e := checkNotWider(old.Metadata, meta); e != nil {
+		r.writeError(w, e)
+		return
+	}
+	if e := r.checkAllowed(meta); e != nil {
 		r.writeError(w, e)
 		return
 	}
@@ -429,6 +508,10 @@ func (r *Registrar) handleDelete(w http.ResponseWriter, req *http.Request) {
 		r.writeError(w, e)
 		return
 	}
+	if e := r.mayChange(req, a); e != nil {
+		r.writeError(w, e)
+		return
+	}
 	if err := r.agents.Delete(req.Context(), a.ClientID); err != nil {
 		r.serverError(w, "registration: agent not deleted", err)
 		return
@@ -441,6 +524,65 @@ func (r *Registrar) handleDelete(w http.ResponseWriter, req *http.Request) {
 	r.log.Info("registration: agent deleted", "client_id", a.ClientID, "tenant", a.Tenant)
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// mayChange refuses an update or delete the agent's status forbids: a
+// suspended agent changes nothing, a pending one only withdraws (deletes).
+// The status is the registry's, read with the registration.
+func (r *Registrar) mayChange(req *http.Request, a agents.Agent) *oauthError {
+	var description string
+	switch {
+	case a.Status == agents.Suspended:
+		description = "a suspended agent cannot change or delete its registration"
+	case a.Status == agents.Pending && req.Method != http.MethodDelete:
+		description = "a pending agent cannot change its registration while it is reviewed"
+	case a.Status == agents.Active || a.Status == agents.Pending:
+		return nil
+	default:
+		description = "the agent's status does not allow changes"
+	}
+	r.log.Warn("registration: change refused", "client_id", a.ClientID, "tenant", a.Tenant,
+		"status", string(a.Status), "method", req.Method)
+	return &oauthError{status: http.StatusForbidden, code: codeAccessDenied, description: description}
+}
+
+// checkAllowed refuses metadata naming a scope or grant type the operator
+// does not let agents register.
+func (r *Registrar) checkAllowed(m agents.ClientMetadata) *oauthError {
+	for _, s := range strings.Fields(m.Scope) {
+		if !slices.Contains(r.cfg.Scopes, s) {
+			return badRequest(codeInvalidClientMetadata, "scope "+quoteValue(s)+" may not be registered")
+		}
+	}
+	for _, g := range m.GrantTypes {
+		if !slices.Contains(r.cfg.GrantTypes, g) {
+			return badRequest(codeInvalidClientMetadata, "grant type "+quoteValue(g)+" may not be registered")
+		}
+	}
+	return nil
+}
+
+// checkNotWider refuses an update that gives the agent more than its
+// registration: a scope or grant type it did not hold, or no scope after
+// one while it keeps the token exchange grant, where no registered scope
+// means the subject token's whole scope.
+func checkNotWider(old, upd agents.ClientMetadata) *oauthError {
+	old, upd = old.WithDefaults(), upd.WithDefaults()
+	had := strings.Fields(old.Scope)
+	wider := false
+	for _, s := range strings.Fields(upd.Scope) {
+		wider = wider || !slices.Contains(had, s)
+	}
+	for _, g := range upd.GrantTypes {
+		wider = wider || !slices.Contains(old.GrantTypes, g)
+	}
+	if len(had) > 0 && upd.Scope == "" && slices.Contains(upd.GrantTypes, agents.GrantTokenExchange) {
+		wider = true
+	}
+	if wider {
+		return badRequest(codeInvalidClientMetadata, "an update cannot widen scope or grant_types; register again")
+	}
+	return nil
 }
 
 // checkUpdateCredentials applies RFC 7592 section 2.2: the body names the

@@ -279,7 +279,7 @@ func (k regKey) sign(t *testing.T, claims jwt.MapClaims) string {
 }
 
 func TestRegisterOpen(t *testing.T) {
-	e := newRegEnv(t, oauth.RegistrationConfig{Tenant: "acme"})
+	e := newRegEnv(t, oauth.RegistrationConfig{Tenant: "acme", Scopes: []string{"tools.read", "tools.call"}})
 	r := e.mustRegister(json.RawMessage(regReadFile(t, "mcp-client.json")))
 	if r.Header.Get("Cache-Control") != "no-store" || r.Header.Get("Content-Type") != "application/json" {
 		t.Errorf("headers %v", r.Header)
@@ -463,7 +463,8 @@ func TestRegisterSoftwareStatement(t *testing.T) {
 		t.Fatal(err)
 	}
 	e := newRegEnv(t, oauth.RegistrationConfig{
-		Policy: oauth.PolicySoftwareStatement,
+		Policy:    oauth.PolicySoftwareStatement,
+		NewAgents: "active",
 		SoftwareStatements: oauth.SoftwareStatementConfig{
 			Issuers: []oauth.StatementIssuer{
 				{Issuer: iss, JWKSFile: jwksFile},
@@ -471,6 +472,7 @@ func TestRegisterSoftwareStatement(t *testing.T) {
 			},
 			ApprovedSoftwareIDs: []string{"approved-app"},
 		},
+		Scopes:     []string{"tools.read"},
 		HTTPClient: jwksSrv.Client(),
 	})
 	claims := func(edit func(jwt.MapClaims)) jwt.MapClaims {
@@ -559,7 +561,7 @@ func TestRegisterSoftwareStatement(t *testing.T) {
 }
 
 func TestRegistrationManagement(t *testing.T) {
-	e := newRegEnv(t, oauth.RegistrationConfig{Tenant: "acme"})
+	e := newRegEnv(t, oauth.RegistrationConfig{Tenant: "acme", NewAgents: "active", Scopes: []string{"a"}})
 	first := e.mustRegister(map[string]any{"client_name": "first", "scope": "a"})
 	other := e.mustRegister(map[string]any{"client_name": "other"})
 	id, token, secret := first.str("client_id"), first.str("registration_access_token"), first.str("client_secret")

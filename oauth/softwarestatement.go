@@ -26,7 +26,8 @@ type SoftwareStatementConfig struct {
 	// ApprovedSoftwareIDs, when non-empty, are the only software_id values
 	// a statement may carry; a statement from a trusted issuer naming any
 	// other (or none) is unapproved_software_statement. Empty: any
-	// software_id from a trusted issuer.
+	// software_id from a trusted issuer. A statement without software_id
+	// is always refused (invalid_software_statement when this is empty).
 	ApprovedSoftwareIDs []string `yaml:"approved_software_ids"`
 }
 
@@ -236,8 +237,11 @@ func (k *statementKeys) fetch(ctx context.Context) {
 }
 
 // verify checks a software statement: a JWT signed with an allowed
-// algorithm by a trusted issuer, unexpired, naming an approved
-// software_id.
+// algorithm by a trusted issuer, unexpired, naming a software_id (an
+// approved one when ApprovedSoftwareIDs is set). exp, nbf and iat are
+// checked when present; RFC 7591 section 2.3 requires none of them, nor
+// software_id, but a statement that names no software vouches for nothing
+// an operator could approve or trace.
 func (v *statementVerifier) verify(ctx context.Context, raw string) (*softwareStatement, *oauthError) {
 	if len(raw) > maxStatement {
 		return nil, badRequest(codeInvalidSoftwareStatement, "software statement too large")
@@ -291,6 +295,9 @@ func (v *statementVerifier) verify(ctx context.Context, raw string) (*softwareSt
 	}
 	if len(v.approved) > 0 && !v.approved[st.softwareID] {
 		return nil, badRequest(codeUnapprovedSoftwareStatement, "software_id is not approved")
+	}
+	if st.softwareID == "" {
+		return nil, badRequest(codeInvalidSoftwareStatement, "software statement must carry a software_id")
 	}
 	return st, nil
 }

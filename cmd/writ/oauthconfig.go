@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"slices"
 
 	"github.com/writ-dev/writ/agents"
 	"github.com/writ-dev/writ/approvals"
@@ -76,6 +77,11 @@ func newAuthServer(ctx context.Context, cfg Config, db *store.DB, registry *agen
 	if err != nil {
 		return nil, err
 	}
+	regCfg := cfg.Registration
+	regCfg.Issuer = cfg.Issuer
+	if len(regCfg.Scopes) == 0 {
+		regCfg.Scopes = resourceScopes(cfg.Resources)
+	}
 	// The SSRF-safe client fetches what agents publish about themselves:
 	// metadata documents and jwks_uri key sets.
 	docs := agents.NewDocuments(agents.DocumentOptions{})
@@ -84,6 +90,9 @@ func newAuthServer(ctx context.Context, cfg Config, db *store.DB, registry *agen
 		Agents:         registry,
 		DocumentStatus: newAgentStatus(cfg.Registration),
 		DocumentTenant: cfg.Registration.Tenant,
+		// A metadata document is bounded as a registration is.
+		DocumentScopes: append([]string{}, regCfg.Scopes...),
+		DocumentGrants: regCfg.AllowedGrantTypes(),
 		DB:             db,
 		HTTPClient:     docs.HTTPClient(),
 		Logger:         logger,
@@ -114,8 +123,6 @@ func newAuthServer(ctx context.Context, cfg Config, db *store.DB, registry *agen
 	if err != nil {
 		return fail(err)
 	}
-	regCfg := cfg.Registration
-	regCfg.Issuer = cfg.Issuer
 	registrar, err := oauth.NewRegistrar(regCfg, registry, evidence, logger)
 	if err != nil {
 		return fail(err)
@@ -137,6 +144,20 @@ func newAuthServer(ctx context.Context, cfg Config, db *store.DB, registry *agen
 		return fail(fmt.Errorf("config: issuer, resources: %w", err))
 	}
 	return &authServer{registrar: registrar, tokens: te, ciba: ciba, discovery: discovery, revocations: revocations}, nil
+}
+
+// resourceScopes are the scopes of the configured resources, each once:
+// by default, the scopes an agent may register.
+func resourceScopes(list []oauth.Resource) []string {
+	var out []string
+	for _, r := range list {
+		for _, s := range r.Scopes {
+			if !slices.Contains(out, s) {
+				out = append(out, s)
+			}
+		}
+	}
+	return out
 }
 
 func metaList(m map[string]any, key string) []string {
