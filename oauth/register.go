@@ -403,31 +403,35 @@ func (r *Registrar) register(w http.ResponseWriter, req *http.Request, meta agen
 	writeJSON(w, http.StatusCreated, r.clientInformation(c, secret, regToken, g.statement))
 }
 
-func (r *Registrar) handleRead(w http.ResponseWriter, req *http.Request) {
-	if e := r.limit(w, req); e != nil {
-		r.writeError(w, e)
-		return
+// manage is what every RFC 7592 request goes through: the rate limit and
+// the registration access token, and for a change (PUT, DELETE) the
+// agent's status. ok is false once the refusal has been written.
+func (r *Registrar) manage(w http.ResponseWriter, req *http.Request, change bool) (a agents.Agent, c agents.Client, token string, ok bool) {
+	e := r.limit(w, req)
+	if e == nil {
+		a, c, token, e = r.authorizeClient(req)
 	}
-	_, c, token, e := r.authorizeClient(req)
+	if e == nil && change {
+		e = r.mayChange(req, a)
+	}
 	if e != nil {
 		r.writeError(w, e)
+		return a, c, token, false
+	}
+	return a, c, token, true
+}
+
+func (r *Registrar) handleRead(w http.ResponseWriter, req *http.Request) {
+	_, c, token, ok := r.manage(w, req, false)
+	if !ok {
 		return
 	}
 	writeJSON(w, http.StatusOK, r.clientInformation(c, "", token, ""))
 }
 
 func (r *Registrar) handleUpdate(w http.ResponseWriter, req *http.Request) {
-	if e := r.limit(w, req); e != nil {
-		r.writeError(w, e)
-		return
-	}
-	a, old, token, e := r.authorizeClient(req)
-	if e != nil {
-		r.writeError(w, e)
-		return
-	}
-	if e := r.mayChange(req, a); e != nil {
-		r.writeError(w, e)
+	a, old, token, ok := r.manage(w, req, true)
+	if !ok {
 		return
 	}
 	fields, e := readRegistrationBody(w, req)
@@ -499,17 +503,8 @@ func (r *Registrar) handleUpdate(w http.ResponseWriter, req *http.Request) {
 }
 
 func (r *Registrar) handleDelete(w http.ResponseWriter, req *http.Request) {
-	if e := r.limit(w, req); e != nil {
-		r.writeError(w, e)
-		return
-	}
-	a, _, _, e := r.authorizeClient(req)
-	if e != nil {
-		r.writeError(w, e)
-		return
-	}
-	if e := r.mayChange(req, a); e != nil {
-		r.writeError(w, e)
+	a, _, _, ok := r.manage(w, req, true)
+	if !ok {
 		return
 	}
 	if err := r.agents.Delete(req.Context(), a.ClientID); err != nil {

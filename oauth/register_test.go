@@ -35,24 +35,6 @@ import (
 
 var regT0 = time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
 
-// regClock is a clock the test moves by hand.
-type regClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *regClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *regClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 // regLogs is slog output captured for inspection.
 type regLogs struct {
 	mu  sync.Mutex
@@ -79,7 +61,7 @@ type regEnv struct {
 	agents   *agents.Store
 	evidence *keptEvidence
 	logs     *regLogs
-	clock    *regClock
+	clock    *clock
 	srv      *httptest.Server
 	mux      *http.ServeMux
 	issuer   string
@@ -88,7 +70,7 @@ type regEnv struct {
 func newRegEnv(t *testing.T, cfg oauth.RegistrationConfig) *regEnv {
 	t.Helper()
 	ctx := t.Context()
-	e := &regEnv{t: t, dir: t.TempDir(), logs: &regLogs{}, clock: &regClock{t: regT0}, mux: http.NewServeMux()}
+	e := &regEnv{t: t, dir: t.TempDir(), logs: &regLogs{}, clock: &clock{t: regT0}, mux: http.NewServeMux()}
 	db, err := store.OpenSQLite(ctx, e.dir)
 	if err != nil {
 		t.Fatal(err)
