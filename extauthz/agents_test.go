@@ -2,7 +2,9 @@ package extauthz_test
 
 import (
 	"context"
+	"github.com/writ-dev/writ/tokens"
 	"log/slog"
+	"strings"
 	"testing"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
@@ -22,7 +24,7 @@ type agentRig struct {
 	reg *agents.Store
 }
 
-func newAgentRig(t *testing.T, denyUnknown bool) *agentRig {
+func newAgentRig(t *testing.T, denyUnknown bool, ownIssuer ...string) *agentRig {
 	t.Helper()
 	r := newRig(t, rigOptions{})
 	db, err := store.OpenSQLite(t.Context(), t.TempDir())
@@ -35,7 +37,7 @@ func newAgentRig(t *testing.T, denyUnknown bool) *agentRig {
 		t.Fatal(err)
 	}
 	srv, err := extauthz.New(extauthz.Deps{Verifier: r.verifier, Engine: policies.NewEngine(policies.Options{}), Minter: r.minter,
-		Evidence: r.records, Agents: reg, DenyUnknownAgents: denyUnknown}, extauthz.Config{Logger: slog.New(slog.NewJSONHandler(&lockedWriter{w: r.logs}, nil))})
+		Evidence: r.records, Agents: reg, DenyUnknownAgents: denyUnknown, OwnIssuer: strings.Join(ownIssuer, "")}, extauthz.Config{Logger: slog.New(slog.NewJSONHandler(&lockedWriter{w: r.logs}, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,6 +123,7 @@ func TestCheckRefusesByAgentStatus(t *testing.T) {
 	cases := []struct {
 		name        string
 		denyUnknown bool
+		ownIssuer   bool // the token's issuer is writ's own
 		register    *agents.Agent
 		wantReason  string // "" = allowed
 	}{
@@ -129,10 +132,18 @@ func TestCheckRefusesByAgentStatus(t *testing.T) {
 		{name: "pending agent", register: &agents.Agent{ClientID: "research-bot", Status: agents.Pending}, wantReason: "the agent is awaiting review"},
 		{name: "active agent", denyUnknown: true, register: &agents.Agent{ClientID: "research-bot"}},
 		{name: "registered suspended", register: &agents.Agent{ClientID: "research-bot", Status: agents.Suspended}, wantReason: "the agent is suspended"},
+		// writ's own tokens name agents writ registered: once deleted, the
+		// agent's tokens are refused even where unknown agents are allowed.
+		{name: "deleted agent of writ's own issuer", ownIssuer: true, wantReason: "the agent is not registered"},
+		{name: "registered agent of writ's own issuer", ownIssuer: true, register: &agents.Agent{ClientID: "research-bot"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			r := newAgentRig(t, c.denyUnknown)
+			var own []string
+			if c.ownIssuer {
+				own = []string{tokens.DevIssuerName}
+			}
+			r := newAgentRig(t, c.denyUnknown, own...)
 			if c.register != nil {
 				if err := r.reg.Register(t.Context(), *c.register); err != nil {
 					t.Fatal(err)

@@ -61,6 +61,11 @@ type Deps struct {
 	// default such an agent is decided by policy alone: registration is
 	// inventory, not authority. From agents.unknown: deny.
 	DenyUnknownAgents bool
+	// OwnIssuer is writ's own issuer. Its tokens come from writ's token
+	// endpoint and name agents writ registered, so a chain naming an agent
+	// the registry no longer holds (deleted) is refused whatever
+	// DenyUnknownAgents says.
+	OwnIssuer string
 	// Revocations holds the writ tokens revoked through RFC 7009: a token
 	// whose jti it names is refused (401 invalid_token) even when it
 	// verifies. Nil means no revocations are consulted.
@@ -303,7 +308,7 @@ func (s *Server) admitAgent(ctx context.Context, identity *policies.Identity) (i
 	for _, name := range names {
 		status, known := s.deps.Agents.Status(ctx, name)
 		switch {
-		case !known && s.deps.DenyUnknownAgents:
+		case !known && (s.deps.DenyUnknownAgents || (s.deps.OwnIssuer != "" && identity.Issuer == s.deps.OwnIssuer)):
 			return 0, agentDenial("the agent is not registered"), false
 		case !known:
 		case status == "suspended":

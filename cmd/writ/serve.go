@@ -259,7 +259,7 @@ func serve(ctx context.Context, cfg Config, flags serveFlags, logger *slog.Logge
 	go func() { revocationsDone <- auth.revocations.Run(revocationsCtx) }()
 	defer func() { stopRevocations(); <-revocationsDone }()
 	checkCfg.ResourceMetadataURLs = auth.discovery.ResourceMetadataURLs()
-	deps := extauthz.Deps{Verifier: verifier, Engine: engine, Minter: minter, Evidence: evidence, Metrics: metrics, Approvals: approvalStore, Agents: registry, DenyUnknownAgents: cfg.Agents.Unknown == "deny", Revocations: auth.revocations}
+	deps := extauthz.Deps{Verifier: verifier, Engine: engine, Minter: minter, Evidence: evidence, Metrics: metrics, Approvals: approvalStore, Agents: registry, DenyUnknownAgents: cfg.Agents.Unknown == "deny", OwnIssuer: cfg.Issuer, Revocations: auth.revocations}
 	vaultHost, vaultStore, err := newVaultHost(ctx, cfg, logger)
 	if err != nil {
 		return err
