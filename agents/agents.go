@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -319,9 +320,14 @@ func (s *Store) transition(ctx context.Context, clientID string, from, to Status
 }
 
 // Delete removes an agent. A deleted agent is unknown to the Check path,
-// which then applies its unknown-agent rule.
-func (s *Store) Delete(ctx context.Context, clientID string) error {
+// which then applies its unknown-agent rule. With allowed, the agent must
+// have one of those statuses (else ErrTransition), checked in the same
+// transaction: an agent's own withdrawal never races its suspension.
+func (s *Store) Delete(ctx context.Context, clientID string, allowed ...Status) error {
 	err := s.change(ctx, func(tx *sql.Tx) error {
+		if err := requireStatus(ctx, tx, clientID, allowed); err != nil {
+			return err
+		}
 		res, err := tx.ExecContext(ctx, `DELETE FROM agents WHERE client_id = ?`, clientID)
 		if err != nil {
 			return fmt.Errorf("agents: delete %q: %w", clientID, err)
@@ -446,6 +452,27 @@ func scanAgent(r scanner) (Agent, error) {
 		a.StatusAt = time.UnixMilli(at.Int64).UTC()
 	}
 	return a, nil
+}
+
+// requireStatus fails with ErrTransition unless the agent's status is one
+// of allowed (any status when allowed is empty); ErrNotFound for an agent
+// the registry does not hold.
+func requireStatus(ctx context.Context, tx *sql.Tx, clientID string, allowed []Status) error {
+	if len(allowed) == 0 {
+		return nil
+	}
+	var st string
+	err := tx.QueryRowContext(ctx, `SELECT status FROM agents WHERE client_id = ?`, clientID).Scan(&st)
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("%w: %q", ErrNotFound, clientID)
+	}
+	if err != nil {
+		return fmt.Errorf("agents: read %q: %w", clientID, err)
+	}
+	if !slices.Contains(allowed, Status(st)) {
+		return fmt.Errorf("%w: %q is %s", ErrTransition, clientID, st)
+	}
+	return nil
 }
 
 func (st Status) valid() bool { return st == Active || st == Pending || st == Suspended }

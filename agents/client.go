@@ -126,14 +126,19 @@ func (s *Store) Client(ctx context.Context, clientID string) (Agent, Client, err
 }
 
 // UpdateClient replaces the client's metadata and secret hashes (RFC 7592
-// update). The agent's name follows the metadata's client_name.
-func (s *Store) UpdateClient(ctx context.Context, c Client) error {
+// update). The agent's name follows the metadata's client_name. With
+// allowed, the agent must have one of those statuses (else ErrTransition),
+// checked in the same transaction.
+func (s *Store) UpdateClient(ctx context.Context, c Client, allowed ...Status) error {
 	meta, err := json.Marshal(c.Metadata)
 	if err != nil {
 		return fmt.Errorf("%w: metadata: %v", ErrInvalid, err)
 	}
 	now := s.now()
 	return s.change(ctx, func(tx *sql.Tx) error {
+		if err := requireStatus(ctx, tx, c.ClientID, allowed); err != nil {
+			return err
+		}
 		res, err := tx.ExecContext(ctx, `UPDATE agent_clients SET metadata = ?, secret_hash = ?, secret_expires_at = ?,
 			registration_token_hash = ?, updated_at = ? WHERE client_id = ?`,
 			string(meta), nullBytes(c.SecretHash), unixOrZero(c.SecretExpiresAt), nullBytes(c.RegistrationTokenHash), now.Unix(), c.ClientID)

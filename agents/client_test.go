@@ -155,3 +155,41 @@ func TestDeleteCascadesToClient(t *testing.T) {
 		t.Errorf("RegisterClient after Delete: %v", err)
 	}
 }
+
+// A change conditioned on the agent's status checks it in the same
+// transaction: an agent's own update or withdrawal cannot slip past a
+// suspension made a moment earlier.
+func TestChangesConditionedOnStatus(t *testing.T) {
+	ctx := t.Context()
+	s := openStore(t, openDB(t), t0)
+	c := agents.Client{ClientID: "bot", Metadata: agents.ClientMetadata{ClientName: "before"}}
+	if err := s.RegisterClient(ctx, agents.Agent{ClientID: "bot"}, c); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Suspend(ctx, "bot", "user:op", "test"); err != nil {
+		t.Fatal(err)
+	}
+	c.Metadata.ClientName = "after"
+	if err := s.UpdateClient(ctx, c, agents.Active); !errors.Is(err, agents.ErrTransition) {
+		t.Fatalf("update of a suspended agent: %v, want ErrTransition", err)
+	}
+	if err := s.Delete(ctx, "bot", agents.Active, agents.Pending); !errors.Is(err, agents.ErrTransition) {
+		t.Fatalf("withdrawal of a suspended agent: %v, want ErrTransition", err)
+	}
+	a, got, err := s.Client(ctx, "bot")
+	if err != nil || a.Status != agents.Suspended || got.Metadata.ClientName != "before" {
+		t.Fatalf("after refused changes: %+v %+v %v", a, got.Metadata, err)
+	}
+	if err := s.Delete(ctx, "ghost", agents.Active); !errors.Is(err, agents.ErrNotFound) {
+		t.Errorf("conditional delete of an unknown agent: %v, want ErrNotFound", err)
+	}
+	if err := s.Resume(ctx, "bot", "user:op"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.UpdateClient(ctx, c, agents.Active); err != nil {
+		t.Fatalf("update of the resumed agent: %v", err)
+	}
+	if err := s.Delete(ctx, "bot", agents.Active, agents.Pending); err != nil {
+		t.Fatalf("withdrawal of the resumed agent: %v", err)
+	}
+}

@@ -487,7 +487,13 @@ func (r *Registrar) handleUpdate(w http.ResponseWriter, req *http.Request) {
 		}
 	}
 	ctx := req.Context()
-	if err := r.agents.UpdateClient(ctx, c); err != nil {
+	// The status is checked again with the update: a suspension that
+	// lands after mayChange still stops it.
+	if err := r.agents.UpdateClient(ctx, c, agents.Active); err != nil {
+		if errors.Is(err, agents.ErrTransition) || errors.Is(err, agents.ErrNotFound) {
+			r.writeError(w, &oauthError{status: http.StatusForbidden, code: codeAccessDenied, description: "the agent's status does not allow changes"})
+			return
+		}
 		r.serverError(w, "registration: update not stored", err)
 		return
 	}
@@ -507,7 +513,13 @@ func (r *Registrar) handleDelete(w http.ResponseWriter, req *http.Request) {
 	if !ok {
 		return
 	}
-	if err := r.agents.Delete(req.Context(), a.ClientID); err != nil {
+	// The status is checked again with the deletion: a suspension that
+	// lands after mayChange still stops it.
+	if err := r.agents.Delete(req.Context(), a.ClientID, agents.Active, agents.Pending); err != nil {
+		if errors.Is(err, agents.ErrTransition) || errors.Is(err, agents.ErrNotFound) {
+			r.writeError(w, &oauthError{status: http.StatusForbidden, code: codeAccessDenied, description: "a suspended agent cannot change or delete its registration"})
+			return
+		}
 		r.serverError(w, "registration: agent not deleted", err)
 		return
 	}
