@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"golang.org/x/time/rate"
 	"io"
 	"mime"
 	"net"
@@ -62,6 +63,10 @@ const (
 	DefaultDocumentMaxTTL     = 24 * time.Hour
 	DefaultDocumentTTL        = 5 * time.Minute
 	DefaultDocumentMaxEntries = 1000
+	// DefaultDocumentFetchesPerSecond and DefaultDocumentFetchBurst bound
+	// network fetches of documents.
+	DefaultDocumentFetchesPerSecond = 10
+	DefaultDocumentFetchBurst       = 20
 	// MaxDocumentURL is the longest client_id accepted as a metadata
 	// document URL, in bytes.
 	MaxDocumentURL = 2048
@@ -95,9 +100,22 @@ type DocumentOptions struct {
 	// RootCAs are the certificate authorities trusted for document hosts;
 	// the system's when nil.
 	RootCAs *x509.CertPool
+	// FetchesPerSecond and FetchBurst bound the fetches that go to the
+	// network (cache misses), over all URLs: a caller naming ever new URLs
+	// as client_id cannot turn writ into a fetching machine. Past the
+	// bound, Fetch fails with ErrDocumentFetch until the bucket refills;
+	// cached documents are served all the same. Defaults 10 and 20.
+	FetchesPerSecond float64
+	FetchBurst       int
 }
 
 func (o DocumentOptions) withDefaults() DocumentOptions {
+	if o.FetchesPerSecond <= 0 {
+		o.FetchesPerSecond = DefaultDocumentFetchesPerSecond
+	}
+	if o.FetchBurst <= 0 {
+		o.FetchBurst = DefaultDocumentFetchBurst
+	}
 	if o.MaxBytes <= 0 {
 		o.MaxBytes = DefaultDocumentMaxBytes
 	}
@@ -155,7 +173,8 @@ type Documents struct {
 
 	// joined, when set, is called once a Fetch has joined a shared
 	// request. Tests use it to know every caller is waiting.
-	joined func()
+	joined  func()
+	fetches *rate.Limiter // network fetches, over all URLs
 }
 
 type docEntry struct {
@@ -167,7 +186,8 @@ type docEntry struct {
 // NewDocuments returns a Documents with o's settings.
 func NewDocuments(o DocumentOptions) *Documents {
 	o = o.withDefaults()
-	d := &Documents{o: o, lru: list.New(), index: map[string]*list.Element{}}
+	d := &Documents{o: o, lru: list.New(), index: map[string]*list.Element{},
+		fetches: rate.NewLimiter(rate.Limit(o.FetchesPerSecond), o.FetchBurst)}
 	dialer := &net.Dialer{Timeout: o.Timeout, Control: d.control}
 	transport := &http.Transport{
 		// Never a proxy: the address check must see the real peer.
@@ -214,6 +234,9 @@ func (d *Documents) Fetch(ctx context.Context, clientID string) (ClientMetadata,
 		return m, nil
 	}
 	ch := d.group.DoChan(clientID, func() (any, error) {
+		if !d.fetches.AllowN(d.o.Now(), 1) {
+			return nil, fmt.Errorf("%w: too many document fetches; retry later", ErrDocumentFetch)
+		}
 		// One caller going away must not fail the others sharing this
 		// request: the request has its own deadline instead.
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.o.Timeout)

@@ -279,7 +279,10 @@ var hostileHosts = map[string][]netip.Addr{
 // network.
 func TestFetchRefusesForbiddenAddresses(t *testing.T) {
 	res := &fakeResolver{table: hostileHosts}
-	docs := newDocs(t, nil, newClock(), func(o *agents.DocumentOptions) { o.Resolver = res.resolve })
+	docs := newDocs(t, nil, newClock(), func(o *agents.DocumentOptions) {
+		o.Resolver = res.resolve
+		o.FetchBurst = 1000 // every case below is one fetch at the same instant
+	})
 	ids := []string{
 		"https://169.254.169.254/latest/meta-data/client.json",
 		"https://10.0.0.5/client.json",
@@ -753,5 +756,35 @@ func BenchmarkFetchCached(b *testing.B) {
 		if _, err := docs.Fetch(b.Context(), id); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// Network fetches are bounded over all URLs: a caller naming ever new URLs
+// as client_id gets refusals, not fetches, once the bucket is dry, while
+// cached documents are served all the same; the bucket refills with time.
+func TestFetchRateBounded(t *testing.T) {
+	ds := newDocServer(t, func(w http.ResponseWriter, r *http.Request, _ string) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"client_id": %q}`, "https://"+r.Host+r.URL.Path)
+	})
+	clock := newClock()
+	docs := newDocs(t, ds, clock, func(o *agents.DocumentOptions) { o.FetchesPerSecond, o.FetchBurst = 1, 2 })
+	for _, p := range []string{"/a", "/b"} {
+		if _, err := docs.Fetch(t.Context(), ds.srv.URL+p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := docs.Fetch(t.Context(), ds.srv.URL+"/c"); !errors.Is(err, agents.ErrDocumentFetch) {
+		t.Fatalf("third new URL at once: %v, want ErrDocumentFetch", err)
+	}
+	if n := ds.hits.Load(); n != 2 {
+		t.Fatalf("hits = %d, want 2: the refused fetch reached the network", n)
+	}
+	if _, err := docs.Fetch(t.Context(), ds.srv.URL+"/a"); err != nil {
+		t.Fatalf("a cached document while the bucket is dry: %v", err)
+	}
+	clock.Advance(time.Second)
+	if _, err := docs.Fetch(t.Context(), ds.srv.URL+"/c"); err != nil {
+		t.Fatalf("after the bucket refilled: %v", err)
 	}
 }
