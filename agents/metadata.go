@@ -5,6 +5,7 @@ import (
 	"crypto/rsa"
 	"encoding/json"
 	"fmt"
+	"github.com/writ-dev/writ/tokens"
 	"net/url"
 	"slices"
 	"strconv"
@@ -340,7 +341,7 @@ func (m ClientMetadata) validateText() error {
 			return metadataErr("scope is longer than %d bytes", MaxScopeLength)
 		}
 		for tok := range strings.SplitSeq(m.Scope, " ") {
-			if !isScopeToken(tok) {
+			if !tokens.IsScopeToken(tok) {
 				return metadataErr("scope must be scope-tokens separated by single spaces (RFC 6749 section 3.3)")
 			}
 		}
@@ -375,20 +376,6 @@ func isPrintable(s string) bool {
 func isURIText(s string) bool {
 	for i := 0; i < len(s); i++ {
 		if s[i] < 0x21 || s[i] > 0x7e {
-			return false
-		}
-	}
-	return true
-}
-
-// isScopeToken is an RFC 6749 scope-token: %x21 / %x23-5B / %x5D-7E.
-func isScopeToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c < 0x21 || c > 0x7e || c == '"' || c == '\\' {
 			return false
 		}
 	}

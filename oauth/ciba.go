@@ -280,7 +280,7 @@ func (c *CIBA) parseAuthRequest(r *http.Request, client *client) (*authRequest, 
 	hasOpenID := false
 	for _, s := range scopes {
 		hasOpenID = hasOpenID || s == "openid"
-		if !isScopeToken(s) {
+		if !tokens.IsScopeToken(s) {
 			return fail(badRequest(codeInvalidScope, "scope is malformed"))
 		}
 	}
@@ -529,19 +529,6 @@ func writeError(w http.ResponseWriter, e *oauthError) {
 func digest(s string) string {
 	sum := sha256.Sum256([]byte(s))
 	return hex.EncodeToString(sum[:])
-}
-
-// isScopeToken reports whether s is an RFC 6749 scope-token.
-func isScopeToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for _, r := range s {
-		if r < 0x21 || r > 0x7e || r == '"' || r == '\\' {
-			return false
-		}
-	}
-	return true
 }
 
 // isBearerToken reports whether s has RFC 6750 b64token syntax.

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/writ-dev/writ/tokens"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -115,7 +116,7 @@ func NewDiscovery(cfg DiscoveryConfig) (*Discovery, error) {
 		scopes = append(scopes, r.Scopes...)
 	}
 	for _, s := range scopes {
-		if !validScope(s) {
+		if !tokens.IsScopeToken(s) {
 			return nil, fmt.Errorf("%w: scope %q is not a scope token", ErrDiscoveryConfig, s)
 		}
 	}
@@ -379,19 +380,6 @@ func asStrings(v any) ([]string, bool) {
 func stringList(v any) []string {
 	s, _ := asStrings(v)
 	return s
-}
-
-// validScope reports whether s is one scope-token of RFC 6749 section 3.3.
-func validScope(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x21 || c > 0x7e || c == '"' || c == '\\' {
-			return false
-		}
-	}
-	return true
 }
 
 // unique drops empty strings and repeats, keeping the first order.

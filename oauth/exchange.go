@@ -168,7 +168,7 @@ func exchangeScopes(requested, subject []string, c *client) ([]string, *oauthErr
 	}
 	var out []string
 	for _, s := range subject {
-		if isScopeToken(s) && (!c.hasScope || slices.Contains(c.Scopes, s)) {
+		if tokens.IsScopeToken(s) && (!c.hasScope || slices.Contains(c.Scopes, s)) {
 			out = append(out, s)
 		}
 	}

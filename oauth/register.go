@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/writ-dev/writ/tokens"
 	"io"
 	"log/slog"
 	"math"
@@ -168,7 +169,7 @@ func (c RegistrationConfig) Validate() error {
 		return fmt.Errorf("%w: negative client_secret_ttl", ErrConfig)
 	}
 	for i, s := range c.Scopes {
-		if !isScopeToken(s) {
+		if !tokens.IsScopeToken(s) {
 			return fmt.Errorf("%w: scopes[%d] is not a scope token (RFC 6749 section 3.3)", ErrConfig, i)
 		}
 	}
@@ -959,8 +960,6 @@ func printableText(s string) bool {
 	}
 	return true
 }
-
-func loopbackHost(h string) bool { return h == "127.0.0.1" || h == "::1" || h == "localhost" }
 
 // quoteValue quotes a client-supplied value for an error description, cut
 // to a readable length.

@@ -123,7 +123,7 @@ func newStatementVerifier(cfg SoftwareStatementConfig, client *http.Client, now 
 		switch {
 		case is.JWKSURI != "":
 			u, err := url.Parse(is.JWKSURI)
-			if err != nil || u.Host == "" || !(u.Scheme == "https" || u.Scheme == "http" && loopbackHost(u.Hostname())) {
+			if err != nil || u.Host == "" || !(u.Scheme == "https" || u.Scheme == "http" && isLoopback(u.Hostname())) {
 				return nil, fmt.Errorf("%w: %s.jwks_uri must be an https URL (http only on a loopback host)", ErrConfig, field)
 			}
 		default:

@@ -374,7 +374,7 @@ func parseScope(s string) ([]string, *oauthError) {
 	}
 	scopes := strings.Fields(s)
 	for _, sc := range scopes {
-		if !isScopeToken(sc) {
+		if !tokens.IsScopeToken(sc) {
 			return nil, badRequest(codeInvalidScope, "scope is malformed")
 		}
 	}

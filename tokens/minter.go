@@ -194,7 +194,7 @@ func (m *Minter) Mint(ctx context.Context, r MintRequest) (Minted, error) {
 		return Minted{}, fmt.Errorf("%w: negative TTL", ErrMintRequest)
 	}
 	for i, s := range r.Scopes {
-		if !isScopeToken(s) {
+		if !IsScopeToken(s) {
 			// The scope itself is left out: it may carry request data.
 			return Minted{}, fmt.Errorf("%w: scope %d is not an RFC 6749 scope-token", ErrMintRequest, i)
 		}
@@ -401,11 +401,11 @@ func mintCacheKey(p Profile, r *MintRequest, scopes []string, ttl time.Duration,
 	return string(sum[:])
 }
 
-// isScopeToken reports whether s is an RFC 6749 §3.3 scope-token: one or
+// IsScopeToken reports whether s is an RFC 6749 §3.3 scope-token: one or
 // more of %x21 / %x23-5B / %x5D-7E, that is printable ASCII except space,
 // '"' and '\'. The scope claim joins scopes with spaces, so anything else
 // could be read as a second scope.
-func isScopeToken(s string) bool {
+func IsScopeToken(s string) bool {
 	if s == "" {
 		return false
 	}
