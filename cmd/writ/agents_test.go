@@ -24,17 +24,25 @@ func runAgents(t *testing.T, args ...string) (string, error) {
 	return out.String(), err
 }
 
+// openRegistry opens the database in dir and its agent registry.
+func openRegistry(t *testing.T, dir string) (*store.DB, *agents.Store) {
+	t.Helper()
+	db, err := store.OpenSQLite(t.Context(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, err := agents.Open(t.Context(), db, agents.Options{})
+	if err != nil {
+		db.Close()
+		t.Fatal(err)
+	}
+	return db, reg
+}
+
 func TestAgentsCommand(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	db, err := store.OpenSQLite(ctx, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg, err := agents.Open(ctx, db, agents.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	db, reg := openRegistry(t, dir)
 	for _, a := range []agents.Agent{
 		{ClientID: "research-bot", Owner: "alice", Tenant: "acme"},
 		{ClientID: "new-bot", Owner: "bob", Tenant: "acme", Status: agents.Pending},
@@ -116,14 +124,7 @@ func TestAgentsCommand(t *testing.T) {
 func TestAgentsSuspendCancelsApprovals(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	db, err := store.OpenSQLite(ctx, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg, err := agents.Open(ctx, db, agents.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	db, reg := openRegistry(t, dir)
 	if err := reg.Register(ctx, agents.Agent{ClientID: "pay-bot", Tenant: "acme"}); err != nil {
 		t.Fatal(err)
 	}
@@ -180,16 +181,9 @@ func TestAgentsSuspendCancelsApprovals(t *testing.T) {
 func TestAgentsShowRegisteredClient(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	db, err := store.OpenSQLite(ctx, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg, err := agents.Open(ctx, db, agents.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	db, reg := openRegistry(t, dir)
 	secretHash := []byte("0123456789abcdef0123456789abcdef")
-	err = reg.RegisterClient(ctx, agents.Agent{ClientID: "c-1", Name: "demo", Tenant: "acme"}, agents.Client{
+	err := reg.RegisterClient(ctx, agents.Agent{ClientID: "c-1", Name: "demo", Tenant: "acme"}, agents.Client{
 		ClientID: "c-1", SecretHash: secretHash, RegistrationTokenHash: secretHash,
 		Metadata: agents.ClientMetadata{ClientName: "demo", GrantTypes: []string{"client_credentials"}, TokenEndpointAuthMethod: "client_secret_basic"},
 	})
